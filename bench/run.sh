@@ -100,9 +100,11 @@ for ((i = 0; i < NUSERS; i++)); do
         "$KEYB32" "$W" >"$D/secrets-hotp/$uid"
     printf 'version = 1\nid = "bench"\ntype = "totp"\nsecret = "%s"\nalgorithm = "SHA1"\ndigits = 6\nperiod = 30\nwindow = 1\n' \
         "$KEYB32" >"$D/secrets-totp/$uid"
-    # GA: HOTP WINDOW_SIZE n = n candidates counter..counter+n-1, so W+1 = same as look-ahead W.
-    # TOTP WINDOW_SIZE 3 = one step either side; DISALLOW_REUSE = replay protection like the others.
-    printf '%s\n" WINDOW_SIZE %s\n" HOTP_COUNTER 1\n' "$KEYB32" "$((W + 1))" >"$D/ga-hotp/$u"
+    # HOTP look-ahead W means W acceptable counters next..next+W-1 in all three: pam_totp
+    # window=W, GA WINDOW_SIZE W, pam_oath window=W (liboath scans stored..stored+W, the
+    # stored one being the used counter).  TOTP: one step either side (GA WINDOW_SIZE 3);
+    # DISALLOW_REUSE gives GA the replay protection the other two have.
+    printf '%s\n" WINDOW_SIZE %s\n" HOTP_COUNTER 1\n' "$KEYB32" "$W" >"$D/ga-hotp/$u"
     printf '%s\n" WINDOW_SIZE 3\n" DISALLOW_REUSE\n" TOTP_AUTH\n' "$KEYB32" >"$D/ga-totp/$u"
     echo "HOTP $u - $KEYHEX" >>"$D/oath-hotp/users.oath"
     echo "HOTP/T30 $u - $KEYHEX" >>"$D/oath-totp/users.oath"
@@ -214,6 +216,19 @@ if [ "$ST_ITERS" -gt 0 ]; then
         echo "R st-totp-wrong $s calls $(awk -v a="$c" -v b="$bc" -v n="$ST_ITERS" 'BEGIN{printf "%.1f", (a-b)/n}')" >>"$RES"
         echo "R st-totp-wrong $s fsyncs $(awk -v a="$f" -v b="$bf" -v n="$ST_ITERS" 'BEGIN{printf "%.2f", (a-b)/n}')" >>"$RES"
     done
+fi
+
+# ---------- the core alone (needs a hook in the crate) ----------
+# Expects an executable that prints "R core <service> <key> <value>" lines, e.g.
+#   R core floor ns_per_hmac 150         one HMAC-SHA1 of an 8-byte counter, same key
+#   R core totp-hotp ns_per_candidate 170  find_match() over the HOTP look-ahead / candidates
+# Default: cargo's examples/bench_core.rs build (cargo build --release --example bench_core).
+CORE=${BENCH_CORE:-$ROOT/target/release/examples/bench_core}
+if [ -x "$CORE" ]; then
+    step "core alone: $CORE"
+    "$CORE" "${BENCH_CORE_ITERS:-200000}" 2>>"$ERR" | grep '^R core ' >>"$RES" || echo "bench: $CORE failed" >&2
+else
+    echo "R core none missing 1" >>"$RES"
 fi
 
 # ---------- the table ----------

@@ -2,6 +2,7 @@
 # bench/table.awk RESULTS - one table from the driver's "R tag service key value" lines.
 function col(svc) {
     if (svc == "permit") return "P"
+    if (svc == "floor") return "floor"
     if (svc ~ /^totp-/) return "T"
     if (svc == "ga-totp-noskew") return "Gn"
     if (svc ~ /^ga-/) return "G"
@@ -85,6 +86,8 @@ END {
     row("fsync+fdatasync/attempt, HOTP ok", "st-hotp", "fsyncs", "G")
     row("syscalls/attempt, TOTP wrong", "st-totp-wrong", "calls", "G")
     row("fsync+fdatasync/attempt, TOTP wrong", "st-totp-wrong", "fsyncs", "G")
+    v["core", "P", "ns_per_candidate"] = get("core", "floor", "ns_per_hmac")
+    row("core: ns/candidate (permit col: HMAC floor)", "core", "ns_per_candidate", "G")
 
     # Unexpected PAM results: anything but SUCCESS where success was expected, but AUTH_ERR
     # on the wrong-code paths.
