@@ -33,7 +33,8 @@ version=$(awk '
 	in_pkg && /^version[[:space:]]*=/ { gsub(/.*=[[:space:]]*"|".*/, ""); print; exit }
 ' "$repo/Cargo.toml")
 [ -n "$version" ] || die "no version in $repo/Cargo.toml"
-debversion=$version${DEB_REVISION:+-$DEB_REVISION}
+# A Cargo pre-release (0.2.0-rc.1) sorts before its release in Debian as 0.2.0~rc.1.
+debversion=${version//-/\~}${DEB_REVISION:+-$DEB_REVISION}
 
 arch=$(dpkg --print-architecture)
 multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null ||

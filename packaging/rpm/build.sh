@@ -36,6 +36,8 @@ version=$(awk '
 	in_pkg && /^version[[:space:]]*=/ { gsub(/.*=[[:space:]]*"|".*/, ""); print; exit }
 ' "$repo/Cargo.toml")
 [ -n "$version" ] || die "no version in $repo/Cargo.toml"
+# RPM versions cannot hold "-": a Cargo pre-release 0.2.0-rc.1 becomes 0.2.0~rc.1.
+version=${version//-/\~}
 
 rm -rf "$topdir"
 mkdir -p "$topdir"/{BUILD,BUILDROOT,RPMS,SOURCES,SPECS,SRPMS}
