@@ -79,6 +79,7 @@ static long NCODES = 8192; /* HOTP counters 0..NCODES-1 precomputed (-C) */
 static int nusers = 1, nattempts = 100, nprocs = 1, nblocks = 4, blockmode, shared_user, reuse;
 static const char *svcs[MAXSVC];
 static int nsvc;
+static int skip[MAXSVC]; /* services left out of this run (no HOTP counter) */
 
 /* ---- OTP ---- */
 static void otp(uint64_t ctr, char out[8])
@@ -496,10 +497,11 @@ int main(int argc, char **argv)
     if (mode == M_HOTP)
         for (int s = 0; s < nsvc; s++)
             for (int u = 0; u < (shared_user ? 1 : nusers); u++)
-                if (sh->next[s][u] < 0) {
-                    fprintf(stderr, "driver: no counter for %s %s%d (run sync first)\n", svcs[s],
-                            upfx, u);
-                    return 2;
+                if (sh->next[s][u] < 0 && !skip[s]) {
+                    fprintf(stderr, "driver: %s: no counter for %s%d (sync failed?): skipped\n",
+                            svcs[s], upfx, u);
+                    printf("R %s %s skipped 1\n", tag, svcs[s]);
+                    skip[s] = 1;
                 }
 
     if (nprocs == 1 && !blockmode) {
@@ -509,15 +511,19 @@ int main(int argc, char **argv)
         user_name(0, user, sizeof user);
         if (reuse)
             for (int s = 0; s < nsvc; s++)
-                hs[s] = open_handle(s, user);
+                if (!skip[s])
+                    hs[s] = open_handle(s, user);
         for (long i = 0; i < nattempts; i++)
             for (int s = 0; s < nsvc; s++)
-                run_attempts(s, 0, 1, i, hs[s]);
+                if (!skip[s])
+                    run_attempts(s, 0, 1, i, hs[s]);
         if (reuse)
             for (int s = 0; s < nsvc; s++)
-                pam_end(hs[s], PAM_SUCCESS);
+                if (hs[s])
+                    pam_end(hs[s], PAM_SUCCESS);
         for (int s = 0; s < nsvc; s++)
-            report(s, nattempts, 0);
+            if (!skip[s])
+                report(s, nattempts, 0);
     } else {
         /* Blocks: for each block, for each service, nprocs workers at once. */
         long per = nattempts / nblocks;
@@ -525,6 +531,8 @@ int main(int argc, char **argv)
             per = 1;
         for (int b = 0; b < nblocks; b++)
             for (int s = 0; s < nsvc; s++) {
+                if (skip[s])
+                    continue;
                 double t0 = now_us();
                 for (int w = 0; w < nprocs; w++) {
                     pid_t pid = fork();
@@ -554,6 +562,8 @@ int main(int argc, char **argv)
         /* compact the latency samples: per worker [w*nattempts, w*nattempts + nblocks*per) */
         long done = per * nblocks;
         for (int s = 0; s < nsvc; s++) {
+            if (skip[s])
+                continue;
             double *v = lat + (long)s * lat_cap;
             long k = 0;
             for (int w = 0; w < nprocs; w++)

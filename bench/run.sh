@@ -140,7 +140,11 @@ RES=$OUT/results.txt
 : >"$RES"
 ERR=$OUT/driver.err
 : >"$ERR"
-drv() { "$DRIVER" -d "$P" -k "$KEYHEX" -c "$CTR" -u "$UPFX" -C "$NCODES" "$@" 2>>"$ERR" | tee -a "$RES" >/dev/null; }
+drv() { # a crashing module must not take the whole run down: note it and go on
+    local rc=0
+    "$DRIVER" -d "$P" -k "$KEYHEX" -c "$CTR" -u "$UPFX" -C "$NCODES" "$@" >>"$RES" 2>>"$ERR" || rc=$?
+    [ "$rc" = 0 ] || echo "bench: driver $* exited with status $rc (see $ERR)" >&2
+}
 step() { printf 'bench: %-60s %s\n' "$*" "$(date +%T)" >&2; }
 
 # ---------- timed scenarios ----------
@@ -182,18 +186,21 @@ if [ "$CG_ITERS" -gt 0 ]; then
     step "callgrind: $CG_ITERS attempts per service, minus a 0-attempt run"
     cg() { # tag mode n svc
         local f=$OUT/cg.$1.$4.out
+        rm -f "$f"
         valgrind --tool=callgrind --callgrind-out-file="$f" "$DRIVER" -d "$P" -k "$KEYHEX" -c "$CTR" \
-            -u "$UPFX" -C "$NCODES" -t "$1" -n "$3" "$2" "$4" >/dev/null 2>>"$OUT/valgrind.err"
-        cg_ir "$f"
+            -u "$UPFX" -C "$NCODES" -t "$1" -n "$3" "$2" "$4" >"$f.res" 2>>"$OUT/valgrind.err" ||
+            echo "bench: callgrind run $1 $4 failed" >&2
+        cat "$f.res" >>"$RES"
+        # only when attempts really ran (a service whose HOTP sync failed is skipped)
+        if [ "$2" = none ] || grep -q "^R $1 $4 n [1-9]" "$f.res"; then [ -e "$f" ] && cg_ir "$f"; fi
     }
     base=$(cg cg-base none 0 permit)
-    for s in $HSVC; do
-        ir=$(cg cg-hotp hotp "$CG_ITERS" "$s")
-        echo "R cg-hotp $s ir $(((ir - base) / CG_ITERS))" >>"$RES"
-    done
-    for s in $TSVC; do
-        ir=$(cg cg-totp-wrong totp-wrong "$CG_ITERS" "$s")
-        echo "R cg-totp-wrong $s ir $(((ir - base) / CG_ITERS))" >>"$RES"
+    for scen in hotp totp-wrong; do
+        [ "$scen" = hotp ] && svcs=$HSVC || svcs=$TSVC
+        for s in $svcs; do
+            ir=$(cg "cg-$scen" "$scen" "$CG_ITERS" "$s")
+            [ -n "$ir" ] && [ -n "$base" ] && echo "R cg-$scen $s ir $(((ir - base) / CG_ITERS))" >>"$RES"
+        done
     done
 fi
 if [ "$ST_ITERS" -gt 0 ]; then
@@ -201,18 +208,20 @@ if [ "$ST_ITERS" -gt 0 ]; then
     st() { # tag mode n svc -> "calls fsyncs"
         local f=$OUT/st.$1.$4.out
         strace -f -c -o "$f" "$DRIVER" -d "$P" -k "$KEYHEX" -c "$CTR" -u "$UPFX" -C "$NCODES" \
-            -t "$1" -n "$3" "$2" "$4" >/dev/null 2>>"$ERR"
+            -t "$1" -n "$3" "$2" "$4" >"$f.res" 2>>"$ERR" || echo "bench: strace run $1 $4 failed" >&2
+        cat "$f.res" >>"$RES"
+        [ "$2" = none ] || grep -q "^R $1 $4 n [1-9]" "$f.res" || return 0
         awk '$NF=="total" {c=$4} $NF ~ /^(fsync|fdatasync|syncfs|sync_file_range)$/ {f+=$4}
              END {print c+0, f+0}' "$f"
     }
     read -r bc bf < <(st st-base none 0 permit)
     for s in $HSVC; do
-        read -r c f < <(st st-hotp hotp "$ST_ITERS" "$s")
+        read -r c f < <(st st-hotp hotp "$ST_ITERS" "$s") || continue
         echo "R st-hotp $s calls $(awk -v a="$c" -v b="$bc" -v n="$ST_ITERS" 'BEGIN{printf "%.1f", (a-b)/n}')" >>"$RES"
         echo "R st-hotp $s fsyncs $(awk -v a="$f" -v b="$bf" -v n="$ST_ITERS" 'BEGIN{printf "%.2f", (a-b)/n}')" >>"$RES"
     done
     for s in $TSVC; do
-        read -r c f < <(st st-totp-wrong totp-wrong "$ST_ITERS" "$s")
+        read -r c f < <(st st-totp-wrong totp-wrong "$ST_ITERS" "$s") || continue
         echo "R st-totp-wrong $s calls $(awk -v a="$c" -v b="$bc" -v n="$ST_ITERS" 'BEGIN{printf "%.1f", (a-b)/n}')" >>"$RES"
         echo "R st-totp-wrong $s fsyncs $(awk -v a="$f" -v b="$bf" -v n="$ST_ITERS" 'BEGIN{printf "%.2f", (a-b)/n}')" >>"$RES"
     done

@@ -44,8 +44,9 @@ function rcname(r) {
 $1 == "R" {
     c = col($3)
     v[$2, c, $4] = $5
-    svcname[c] = $3
     if ($4 ~ /^rc_/) rcs[$2 SUBSEP $3 SUBSEP substr($4, 4)] = $5
+    if ($4 ~ /^sync_failed_/) syncfail[$3 SUBSEP $5]++
+    if ($4 == "skipped") skipped[$2 SUBSEP $3] = 1
 }
 END {
     for (k in v) {
@@ -104,11 +105,14 @@ END {
             printf "  %-16s %-16s %-22s %s\n", tag, svc, rcname(r), rcs[k]
         }
     }
-    for (k in v) {
+    for (k in syncfail) {
         split(k, a, SUBSEP)
-        if (a[3] ~ /^sync_failed_/) {
-            if (!hdr) { print ""; print "unexpected PAM results (scenario, service, result, count):"; hdr = 1 }
-            printf "  %-16s %-16s %-22s %s\n", "sync", svcname[a[2]], substr(a[3], 13), rcname(v[k])
-        }
+        if (!hdr) { print ""; print "unexpected PAM results (scenario, service, result, count):"; hdr = 1 }
+        printf "  %-16s %-16s %-22s %s users (no right code among counters 0..7)\n", "sync", a[1], rcname(a[2]), syncfail[k]
+    }
+    for (k in skipped) {
+        split(k, a, SUBSEP)
+        if (!hdr) { print ""; print "unexpected PAM results (scenario, service, result, count):"; hdr = 1 }
+        printf "  %-16s %-16s %-22s\n", a[1], a[2], "skipped (HOTP sync failed)"
     }
 }
