@@ -34,6 +34,11 @@ UPFX=ptotp-bench
 MODDIR=/usr/lib/$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)/security
 
 die() { echo "bench: $*" >&2; exit 1; }
+retry() { # useradd/userdel fail while another process (other tests) holds /etc/passwd's lock
+    local t
+    for t in 1 2 3 4 5 6 7 8 9 10; do "$@" && return 0; sleep 0.5; done
+    return 1
+}
 [ "$(id -u)" = 0 ] || die "run as root (creates users and root-owned secret files)"
 # No syslog daemon runs on the bench machines, so syslog(3) with LOG_CONS (pam_syslog, GA)
 # falls back to writing every log line to /dev/console, a slow serial console that costs
@@ -62,7 +67,7 @@ cleanup() {
     set +e
     if [ "${BENCH_KEEP:-0}" = 1 ]; then echo "bench: kept $D and users $UPFX*" >&2; return; fi
     for ((i = 0; i < NUSERS; i++)); do
-        id "$UPFX$i" >/dev/null 2>&1 && userdel -r "$UPFX$i" >/dev/null 2>&1
+        id "$UPFX$i" >/dev/null 2>&1 && retry userdel -r "$UPFX$i" >/dev/null 2>&1
     done
     [ -n "$D" ] && [ -d "$D" ] && rm -rf -- "$D"
 }
@@ -75,8 +80,9 @@ umask 077
 
 for ((i = 0; i < NUSERS; i++)); do
     u=$UPFX$i
-    id "$u" >/dev/null 2>&1 && userdel -r "$u" >/dev/null 2>&1 || true
-    if [ "$i" = 0 ]; then useradd -m -s /usr/sbin/nologin "$u"; else useradd -M -s /usr/sbin/nologin "$u"; fi
+    if id "$u" >/dev/null 2>&1; then retry userdel -r "$u" >/dev/null 2>&1 || true; fi
+    if [ "$i" = 0 ]; then home=-m; else home=-M; fi
+    retry useradd "$home" -s /usr/sbin/nologin "$u" || die "useradd $u failed"
 done
 
 KEYHEX=$(head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n')
