@@ -19,6 +19,7 @@ module="${E2E_MODULE:-$repo/target/release/libpam_totp.so}"
 cli="$repo/target/release/pam-totp"
 tag="pamtotp-e2e-$$"
 manifest="/run/$tag.manifest"
+out="/run/$tag.out"
 lock=/run/pamtotp-e2e.lock
 harness_pid=
 
@@ -38,7 +39,11 @@ undo_manifest() {
       user)
         case "$value" in ptotp-e2e-*) ;; *) continue ;; esac
         if uid=$(id -u "$value" 2>/dev/null); then
-          for pid in $(ps -o pid= -u "$uid" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
+          # their leftover session processes, by pid (no procps needed)
+          for pid in $(awk -v u="$uid" '$1 == "Uid:" && $2 == u { split(FILENAME, p, "/"); print p[3] }' \
+                         /proc/[0-9]*/status 2>/dev/null); do
+            kill -KILL "$pid" 2>/dev/null
+          done
           userdel -f -r "$value" >/dev/null 2>&1
         fi ;;
       group)
@@ -62,7 +67,7 @@ cleanup() {
     kill -KILL "$harness_pid" 2>/dev/null
   fi
   undo_manifest "$manifest"
-  rm -f "$lock"
+  rm -f "$out" "$lock"
 }
 
 missing=()
@@ -95,7 +100,6 @@ for old in /run/pamtotp-e2e-*.manifest; do
   [ -f "$old" ] && [ "$old" != "$manifest" ] && undo_manifest "$old"
 done
 
-out="/run/$tag.out"
 : >"$manifest"
 start=$(date +%s)
 E2E_TAG="$tag" timeout --signal=TERM 280 python3 -u "$repo/tests/e2e/run.py" "$module" "$manifest" "$cli" \

@@ -24,6 +24,8 @@ PROMPT_CODE = r"Verification code: ?"
 PROMPT_PW = r"Password: ?"
 PROMPT_ONE = r"Password & verification code: ?"
 DENIED = r"Permission denied"
+LIMITED = r"Too many wrong codes; try again in \d+ minutes? or use a scratch code\."
+LIMITED_RE = re.compile(LIMITED)
 
 
 class Suite:
@@ -140,10 +142,10 @@ def setup(w):
     w.add_group("ptotp-e2e-exempt")
     U = {}
     # kbd: code alone, central layout (shared with sudo for the cross-service replay)
-    for k in ("a", "b", "x", "m"):
+    for k in ("a", "b", "x", "m", "r"):
         U[k] = w.add_user(k)
     # pw, fwd, skip-group, skip-network: home layout (~/.pam_totp, the default)
-    for k in ("c", "d", "h", "i", "j", "l", "n", "o"):
+    for k in ("c", "d", "h", "i", "j", "l", "n", "o", "p", "q"):
         U[k] = w.add_user(k)
     U["k"] = w.add_user("k", groups=["ptotp-e2e-exempt"])
     # key + code: home layout
@@ -153,17 +155,19 @@ def setup(w):
     # sudo: central layout
     for k in ("s1", "s2"):
         U[k] = w.add_user(k)
-    for k in ("a", "b", "x", "s1", "s2"):
+    for k in ("a", "b", "x", "r", "s1", "s2"):
         w.enroll_central(U[k])
-    for k in ("c", "d", "h", "i", "j", "l", "o", "e", "g"):
+    for k in ("c", "d", "h", "i", "j", "l", "o", "e", "g", "q"):
         w.enroll_home(U[k])
-    # f, k, n, m: not enrolled (m is enrolled by the CLI case)
+    os.chmod(os.path.join(U["q"]["home"], ".pam_totp"), 0o644)  # unsafe: readable by others
+    # f, k, n, p, m: not enrolled (m is enrolled by the CLI case)
     w.U = U
 
     central = f"secret={w.secrets}/%U"
     w.start_sshd("kbd", "pam-totp-password-and-code.conf",
                  w.pam_text("sshd-key-and-code", central))
     w.start_sshd("pw", "pam-totp-password-and-code.conf", w.pam_text("sshd-password-and-code"))
+    w.start_sshd("pwnull", "pam-totp-password-and-code.conf", w.pam_text("sshd-password-and-code", "nullok"))
     w.start_sshd("key", "pam-totp.conf", w.pam_text("sshd-key-and-code"))
     w.start_sshd("keynull", "pam-totp.conf",
                  w.pam_text("sshd-key-and-code", "nullok", subst=[("pam_deny.so", "pam_permit.so")]))
@@ -243,6 +247,34 @@ def cases(s):
         check(not REPLAY_RE.search(p.transcript), "a wrong code got the replay message")
     s.case("sshd keyboard-interactive: wrong code refused", kbd_wrong)
 
+    def kbd_rate_limit():
+        u = U["r"]
+        limited_at = None
+        for attempt in range(1, 10):
+            p = w.ssh("kbd", u)
+            s.cur = p
+            i, _ = p.expect([PROMPT_CODE, LIMITED, "EOF"], timeout=20)
+            if i == 0:
+                p.sendline(wrong_code(u["secret"]))
+                p.expect([LIMITED, "EOF"], timeout=20)
+            status = p.finish()
+            check(status == 255, f"attempt {attempt}: a wrong code was not refused (exit {status})")
+            if LIMITED_RE.search(p.transcript):
+                limited_at = attempt
+                break
+        check(limited_at is not None, "no 'Too many wrong codes' after 9 wrong codes")
+        check(limited_at > 3, f"limited after only {limited_at - 1} wrong codes (three mistypes must not lock)")
+        p = w.ssh("kbd", u)
+        s.cur = p
+        i, _ = p.expect([PROMPT_CODE, LIMITED, "EOF"], timeout=20)
+        if i == 0:
+            p.sendline(s.code_for(u))
+        status = p.finish()
+        check(status == 255 and LIMITED_RE.search(p.transcript),
+              f"while limited, the right code was not refused with the limit message (exit {status})")
+    s.case("sshd keyboard-interactive: repeated wrong codes hit the rate limit, then even the right code is refused",
+           kbd_rate_limit)
+
     # ---------------------------------------------------------------- password + code
     def pw_ok():
         u = U["c"]
@@ -261,6 +293,31 @@ def cases(s):
         s.ssh_login("pw", u, [(PROMPT_PW, lambda: u["password"]),
                               (PROMPT_CODE, lambda: wrong_code(u["secret"]))], expect_ok=False)
     s.case("sshd password+code: right password, wrong code refused", pw_wrong_code)
+
+    def pw_unsafe_secret():
+        u = U["q"]
+        s.ssh_login("pw", u, [(PROMPT_PW, lambda: u["password"]), (PROMPT_CODE, lambda: s.code_for(u))],
+                    expect_ok=False)
+    s.case("sshd password+code: ~/.pam_totp readable by others (0644) refused even with the right code",
+           pw_unsafe_secret)
+
+    def pw_unenrolled():
+        u = U["p"]
+        s.ssh_login("pw", u, [(PROMPT_PW, lambda: u["password"]), (PROMPT_CODE, lambda: "123456")],
+                    expect_ok=False)
+    s.case("sshd password+code: unenrolled user without nullok prompted and refused", pw_unenrolled)
+
+    def pwnull_unenrolled():
+        u = U["p"]
+        p = s.ssh_login("pwnull", u, [(PROMPT_PW, lambda: u["password"])])
+        check(s.count_prompts(p, PROMPT_CODE) == 0, "nullok: an unenrolled user was asked for a code")
+    s.case("sshd password+code with nullok: unenrolled user logs in with the password alone", pwnull_unenrolled)
+
+    def pwnull_enrolled():
+        u = U["d"]
+        s.ssh_login("pwnull", u, [(PROMPT_PW, lambda: u["password"]),
+                                  (PROMPT_CODE, lambda: wrong_code(u["secret"]))], expect_ok=False)
+    s.case("sshd password+code with nullok: enrolled user with a wrong code still refused", pwnull_enrolled)
 
     # ---------------------------------------------------------------- key + code
     def key_ok():
