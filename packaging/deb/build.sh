@@ -88,6 +88,11 @@ install -m 0755 "$here/postinst" "$here/prerm" "$here/postrm" "$root/DEBIAN/"
 echo /etc/security/pam_totp.conf >"$root/DEBIAN/conffiles"
 chmod 0644 "$root/DEBIAN/conffiles"
 
+# md5sums for debsums / dpkg --verify (conffiles are tracked by dpkg itself).
+(cd "$root" && find . -type f ! -path './DEBIAN/*' ! -path './etc/*' -printf '%P\0' | LC_ALL=C sort -z |
+	xargs -0 md5sum) >"$root/DEBIAN/md5sums"
+chmod 0644 "$root/DEBIAN/md5sums"
+
 # Depends: from the binaries' NEEDED entries when dpkg-shlibdeps is there.
 depends=
 if command -v dpkg-shlibdeps >/dev/null; then
