@@ -223,7 +223,7 @@ pub struct ConfigFile {
 impl ConfigFile {
     /// Parses the text of a config file strictly; errors give a line, never content.
     pub fn parse(bytes: &[u8]) -> Result<ConfigFile, Error> {
-        if bytes.iter().any(|&b| b == 0) {
+        if bytes.contains(&0) {
             return Err(Error::File("NUL byte".into()));
         }
         let text = std::str::from_utf8(bytes).map_err(|_| Error::File("not UTF-8".into()))?;

@@ -42,9 +42,10 @@ fn window_block(failures: &[u64], limit: u32, span: u64, now: u64) -> Option<u64
 }
 
 /// Seconds until another code may be tried, or `None` when not limited. `short_reset` is
-/// the time of the last success: it resets the short window but not the daily budget.
+/// the time of the last success: it resets the short window (failures up to and including
+/// that second) but not the daily budget.
 pub fn limited_for(limits: &Limits, failures: &[u64], short_reset: u64, now: u64) -> Option<u64> {
-    let start = failures.partition_point(|&t| t < short_reset);
+    let start = failures.partition_point(|&t| t <= short_reset);
     let short = window_block(
         failures.get(start..).unwrap_or(&[]),
         limits.max_failures,

@@ -190,21 +190,7 @@ pub fn read_file_at(
     let st = fstat(&fd).map_err(|e| Error::io(path, "fstat", e))?;
     check_file(&st, path, rules)?;
     let mut bytes = Zeroizing::new(vec![0u8; MAX_FILE_SIZE.saturating_add(1)]);
-    let mut filled = 0usize;
-    loop {
-        let Some(rest) = bytes.get_mut(filled..) else {
-            break;
-        };
-        if rest.is_empty() {
-            break;
-        }
-        match rustix::io::read(&fd, rest) {
-            Ok(0) => break,
-            Ok(n) => filled = filled.saturating_add(n),
-            Err(Errno::INTR) => continue,
-            Err(e) => return Err(Error::io(path, "read", e)),
-        }
-    }
+    let filled = read_up_to(&fd, &mut bytes).map_err(|e| Error::io(path, "read", e))?;
     if filled > MAX_FILE_SIZE {
         return Err(Error::unsafe_file(path, "larger than 64 KiB"));
     }
@@ -213,6 +199,22 @@ pub fn read_file_at(
         bytes,
         mtime: st.st_mtime,
     })
+}
+
+/// Fills `buf` from offset 0 with `pread`, looping on short reads and `EINTR`; returns how
+/// many bytes were read (less than `buf.len()` at end of file). The file is never trusted to
+/// stay the size `fstat` said.
+pub(crate) fn read_up_to(fd: impl AsFd, buf: &mut [u8]) -> Result<usize, Errno> {
+    let mut filled = 0usize;
+    while let Some(rest) = buf.get_mut(filled..).filter(|r| !r.is_empty()) {
+        match rustix::io::pread(&fd, rest, filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled = filled.saturating_add(n),
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
 /// The fd checks of SECURITY.md R5.

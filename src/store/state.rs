@@ -17,7 +17,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::safe::{check_file, open_central_dir, FileRules};
+use super::safe::{check_file, open_central_dir, read_up_to, FileRules};
 use super::secret::central_owners;
 use super::Error;
 use crate::otp::limit::MAX_TRACKED_FAILURES;
@@ -241,10 +241,6 @@ pub struct Locked<'a> {
     pub state: State,
 }
 
-fn errno_of(e: &std::io::Error) -> Errno {
-    Errno::from_raw_os_error(e.raw_os_error().unwrap_or(libc::EIO))
-}
-
 impl StateDir {
     /// Opens the state directory with the central rules, creating its last component
     /// (mode 0700) when `create` and the parent is verified.
@@ -312,21 +308,7 @@ impl StateDir {
         let st = fstat(&fd).map_err(|e| Error::io(&path, "fstat", e))?;
         check_file(&st, &path, self.rules())?;
         let mut bytes = [0u8; STATE_FILE_SIZE + 1];
-        let mut filled = 0usize;
-        loop {
-            let Some(rest) = bytes.get_mut(filled..) else {
-                break;
-            };
-            if rest.is_empty() {
-                break;
-            }
-            match rustix::io::pread(&fd, rest, filled as u64) {
-                Ok(0) => break,
-                Ok(n) => filled = filled.saturating_add(n),
-                Err(Errno::INTR) => continue,
-                Err(e) => return Err(Error::io(&path, "read", e)),
-            }
-        }
+        let filled = read_up_to(&fd, &mut bytes).map_err(|e| Error::io(&path, "read", e))?;
         let (slot, seq, state) = decode_state_file(bytes.get(..filled).unwrap_or(&[]))
             .map_err(|why| Error::garbled(&path, why))?;
         Ok(Some((fd, slot, seq, state)))
@@ -495,11 +477,6 @@ fn write_all_at(fd: impl AsFd, mut buf: &[u8], mut offset: u64) -> Result<(), Er
         }
     }
     Ok(())
-}
-
-#[allow(dead_code)]
-fn io_errno(e: &std::io::Error) -> Errno {
-    errno_of(e)
 }
 
 #[cfg(test)]
