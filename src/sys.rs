@@ -189,3 +189,79 @@ pub fn valid_user_name(name: &[u8]) -> bool {
         && name != b".."
         && name.iter().all(|&b| b != b'/' && b >= 0x20 && b != 0x7f)
 }
+
+/// The real uid of this process (the CLI's invoking user; never `$USER`).
+pub fn getuid() -> u32 {
+    rustix::process::getuid().as_raw()
+}
+
+/// The host name from `uname(2)` (for `otpauth://` labels), lossily decoded.
+pub fn hostname() -> String {
+    String::from_utf8_lossy(rustix::system::uname().nodename().to_bytes()).into_owned()
+}
+
+/// `true` when `fd` is a terminal.
+pub fn isatty(fd: std::os::fd::BorrowedFd<'_>) -> bool {
+    rustix::termios::isatty(fd)
+}
+
+/// Terminal echo switched off on a tty; the saved settings are restored on drop.
+#[derive(Debug)]
+pub struct EchoOff<'a> {
+    fd: std::os::fd::BorrowedFd<'a>,
+    saved: rustix::termios::Termios,
+}
+
+impl<'a> EchoOff<'a> {
+    /// Turns echo off (keeping the newline echo and signals) until the guard is dropped.
+    pub fn new(fd: std::os::fd::BorrowedFd<'a>) -> std::io::Result<Self> {
+        use rustix::termios::{tcgetattr, tcsetattr, LocalModes, OptionalActions};
+        let saved = tcgetattr(fd)?;
+        let mut quiet = saved.clone();
+        quiet.local_modes.remove(LocalModes::ECHO);
+        quiet.local_modes.insert(LocalModes::ECHONL);
+        tcsetattr(fd, OptionalActions::Flush, &quiet)?;
+        Ok(EchoOff { fd, saved })
+    }
+}
+
+impl Drop for EchoOff<'_> {
+    fn drop(&mut self) {
+        let _ =
+            rustix::termios::tcsetattr(self.fd, rustix::termios::OptionalActions::Now, &self.saved);
+    }
+}
+
+/// Set by the CLI's handler for SIGINT, SIGTERM, SIGHUP and SIGQUIT.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn note_interrupt(_signal: libc::c_int) {
+    // Only an atomic store: async-signal-safe.
+    INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// For the CLI only (never the module: signal dispositions belong to the host process):
+/// SIGINT, SIGTERM, SIGHUP and SIGQUIT set a flag instead of killing the process, without
+/// `SA_RESTART`, so a blocking `read` returns `EINTR` and the command can restore the
+/// terminal, remove its temp files and exit. Check [`interrupted`] between steps.
+pub fn catch_interrupts() -> std::io::Result<()> {
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
+        // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value.
+        let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+        action.sa_sigaction = note_interrupt as extern "C" fn(libc::c_int) as usize;
+        action.sa_flags = 0;
+        // SAFETY: sa_mask is a valid sigset_t owned by `action`.
+        unsafe { libc::sigemptyset(&mut action.sa_mask) };
+        // SAFETY: `action` is fully initialised; the handler only does an atomic store.
+        let rc = unsafe { libc::sigaction(sig, &action, std::ptr::null_mut()) };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Whether one of the signals of [`catch_interrupts`] arrived.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
+}

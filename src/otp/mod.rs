@@ -5,6 +5,7 @@
 mod answer;
 mod base32;
 mod code;
+mod google;
 pub mod limit;
 mod scratch;
 mod uri;
@@ -13,6 +14,7 @@ mod verify;
 pub use answer::{normalize_answer, Answer, MAX_ANSWER_LEN};
 pub use base32::{decode_base32, encode_base32};
 pub use code::{Algorithm, Key, Mac};
+pub use google::{parse_google_authenticator, GaError, GaFile, GaOptions};
 pub use scratch::{generate_scratch_code, hash_scratch_code, ScratchHash, ScratchStrength};
 pub use uri::{otpauth_uri, parse_otpauth_uri, UriParams};
 pub use verify::{find_match, totp_step, Candidates, Match};

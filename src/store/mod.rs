@@ -5,10 +5,12 @@
 mod safe;
 mod secret;
 mod state;
+mod write;
 
 pub use safe::{open_central_dir, open_home_dir, read_file_at, walk_below, FileRules, Opened};
 pub use secret::{load_secret, Kind, Secret, SecretLocation};
 pub use state::{Locked, State, StateDir, LOCK_TIMEOUT, STATE_FILE_SIZE};
+pub use write::{TargetDir, WriteError};
 
 use std::fmt;
 use std::path::PathBuf;
