@@ -53,7 +53,9 @@ uninstall:
 	@echo "kept $(STATEDIR) and /etc/security/pam_totp.conf (secrets and state); remove them by hand if you mean to"
 
 bench: build
+	scripts/deps.sh bench
 	bench/run.sh
+	$(CARGO) run --release --locked --example core_bench
 
 deb: build
 	packaging/deb/build.sh
