@@ -240,6 +240,18 @@ fn run<H: Host>(cx: &mut Ctx<'_, H>) -> Outcome {
         Err(m) => return Outcome::BadConfig(m),
     };
     let euid = sys::geteuid();
+    if cx.opts.debug {
+        let layout = match &loc {
+            SecretLocation::Home { .. } => "home",
+            SecretLocation::Central(_) => "central",
+        };
+        let msg = format!(
+            "debug: secret {} ({layout} layout), state dir {}",
+            loc.display_path().display(),
+            cx.opts.state_dir.display()
+        );
+        cx.log(Level::Debug, &msg);
+    }
     let enrollment = match load_secret(&loc, &user, euid) {
         Ok(s) => Enrollment::Enrolled(Box::new(s)),
         Err(store::Error::NotFound(_)) => {
@@ -446,6 +458,15 @@ fn decide<H: Host>(
         st.used_scratch.clear();
     }
     let limited = limited_for(&cx.opts.limits, &st.failures, st.short_reset, now);
+    if cx.opts.debug {
+        let msg = format!(
+            "debug: secret id {}, {} stored failures, limited: {}",
+            secret.id,
+            st.failures.len(),
+            limited.map_or_else(|| "no".to_string(), |s| format!("{s} s"))
+        );
+        cx.log(Level::Debug, &msg);
+    }
     injected_panic();
     let outcome = match answer {
         Answer::Code { value, text } => {

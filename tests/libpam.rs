@@ -427,6 +427,65 @@ fn forward_pass_splits_the_code_and_hands_the_password_on() {
 }
 
 #[test]
+fn use_first_pass_takes_the_code_handed_on_by_an_earlier_module() {
+    let sb = Sandbox::new("firstpass");
+    sb.enroll_totp("");
+    let second_state = sb.root.join("state2");
+    // forward_pass checks the trailing code and hands the rest on as PAM_AUTHTOK; the second
+    // line (its own state dir) takes that as its code without prompting.
+    sb.service_lines(
+        "chain",
+        &format!(
+            "auth requisite @MODULE@ {args} forward_pass\nauth required @MODULE@ secret={s}/%U state_dir={d} config={c} use_first_pass\n",
+            args = sb.base_args(),
+            s = sb.secrets.display(),
+            d = second_state.display(),
+            c = sb.config.display()
+        ),
+    );
+    avoid_step_edge(3);
+    let code = totp_now(SECRET);
+    let r = sb.auth("chain", &[&format!("{code}{code}")]);
+    assert_eq!(r.name(), "PAM_SUCCESS", "{r:?}");
+    assert_eq!(r.prompts.len(), 1);
+}
+
+#[test]
+fn try_first_pass_prompts_when_the_handed_on_token_is_not_a_code() {
+    let sb = Sandbox::new("tryfirst");
+    sb.enroll_totp("");
+    let second_state = sb.root.join("state2");
+    sb.service_lines(
+        "chain",
+        &format!(
+            "auth requisite @MODULE@ {args} forward_pass\nauth required @MODULE@ secret={s}/%U state_dir={d} config={c} try_first_pass\n",
+            args = sb.base_args(),
+            s = sb.secrets.display(),
+            d = second_state.display(),
+            c = sb.config.display()
+        ),
+    );
+    avoid_step_edge(3);
+    let code = totp_now(SECRET);
+    let r = sb.auth("chain", &[&format!("hunter2{code}"), &code]);
+    assert_eq!(r.name(), "PAM_SUCCESS", "{r:?}");
+    assert_eq!(
+        r.prompts,
+        vec!["Password & verification code: ", "Verification code: "]
+    );
+}
+
+#[test]
+fn use_first_pass_without_a_token_is_refused_without_prompting() {
+    let sb = Sandbox::new("usefirst");
+    sb.enroll_totp("");
+    sb.service("u", "use_first_pass");
+    let r = sb.auth("u", &[]);
+    assert_eq!(r.name(), "PAM_AUTH_ERR");
+    assert!(r.prompts.is_empty());
+}
+
+#[test]
 fn the_prompt_argument_sets_the_question() {
     let sb = Sandbox::new("prompt");
     sb.enroll_totp("");
