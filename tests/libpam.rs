@@ -570,3 +570,94 @@ fn the_module_leaks_no_file_descriptors() {
     }
     assert_eq!(count(), before);
 }
+
+/// A throwaway local user (root only), removed with its home on drop.
+struct TempUser {
+    name: String,
+    uid: u32,
+    home: std::path::PathBuf,
+}
+
+impl TempUser {
+    fn new(name: &str) -> TempUser {
+        let _ = std::process::Command::new("userdel")
+            .args(["-r", name])
+            .output();
+        let out = std::process::Command::new("useradd")
+            .args(["-m", "-s", "/bin/sh", name])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let pw = pam_totp::sys::getpwnam(name.as_bytes()).unwrap();
+        TempUser {
+            name: name.into(),
+            uid: pw.uid,
+            home: pw.dir,
+        }
+    }
+
+    fn write_home_secret(&self, text: &str) {
+        let p = self.home.join(".pam_totp");
+        fs::write(&p, text).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
+        std::os::unix::fs::chown(&p, Some(self.uid), Some(self.uid)).unwrap();
+    }
+}
+
+impl Drop for TempUser {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("userdel")
+            .args(["-r", &self.name])
+            .output();
+    }
+}
+
+#[test]
+fn the_home_layout_reads_the_users_own_file_and_refuses_a_foreign_owner() {
+    if !is_root() {
+        eprintln!("skipped: needs root to create a user");
+        return;
+    }
+    let sb = Sandbox::new("home");
+    let user = TempUser::new("ptotp-t-home");
+    sb.service_lines(
+        "home",
+        &format!(
+            "auth required @MODULE@ secret=~/.pam_totp state_dir={} config={}\n",
+            sb.state.display(),
+            sb.config.display()
+        ),
+    );
+    let secret = format!("version = 1\nid = \"h1\"\ntype = \"totp\"\nsecret = \"{SECRET}\"\n");
+    user.write_home_secret(&secret);
+    avoid_step_edge(3);
+    let r = sb.auth_as("home", user.name.as_bytes(), &[&totp_now(SECRET)], 0);
+    assert_eq!(r.name(), "PAM_SUCCESS", "{r:?}");
+    // The state is root's and keyed by uid, not in the user's home.
+    assert!(sb.state.join(format!("{}.state", user.uid)).exists());
+    // A root-owned file in the home layout is not the user's: refused.
+    std::os::unix::fs::chown(user.home.join(".pam_totp"), Some(0), Some(0)).unwrap();
+    let r = sb.auth_as("home", user.name.as_bytes(), &[&totp_now(SECRET)], 0);
+    assert_eq!(r.name(), "PAM_AUTH_ERR");
+    // A home directory writable by others is refused (StrictModes).
+    user.write_home_secret(&secret);
+    fs::set_permissions(&user.home, fs::Permissions::from_mode(0o777)).unwrap();
+    let r = sb.auth_as("home", user.name.as_bytes(), &["123456"], 0);
+    assert_eq!(r.name(), "PAM_AUTH_ERR");
+}
+
+#[test]
+fn a_central_secret_owned_by_someone_else_is_refused() {
+    if !is_root() {
+        eprintln!("skipped: needs root to chown");
+        return;
+    }
+    let sb = Sandbox::new("owner");
+    sb.enroll_totp("");
+    std::os::unix::fs::chown(sb.secret_path(), Some(65534), None).unwrap();
+    assert_eq!(sb.auth("totp", &[&totp_now(SECRET)]).name(), "PAM_AUTH_ERR");
+}
