@@ -44,10 +44,20 @@ undo_manifest() {
                          /proc/[0-9]*/status 2>/dev/null); do
             kill -KILL "$pid" 2>/dev/null
           done
-          userdel -f -r "$value" >/dev/null 2>&1
+          # retried: a concurrent useradd/userdel elsewhere may hold /etc/passwd's lock
+          for _ in $(seq 20); do
+            userdel -f -r "$value" >/dev/null 2>&1
+            id -u "$value" >/dev/null 2>&1 || break
+            sleep 0.5
+          done
         fi ;;
       group)
-        case "$value" in ptotp-e2e-*) groupdel "$value" >/dev/null 2>&1 ;; esac ;;
+        case "$value" in ptotp-e2e-*)
+          for _ in $(seq 20); do
+            getent group "$value" >/dev/null || break
+            groupdel "$value" >/dev/null 2>&1 || sleep 0.5
+          done ;;
+        esac ;;
       path)
         case "$value" in
           /var/lib/pamtotp-e2e-*|/etc/pam.d/pamtotp-e2e-*|/etc/sudoers.d/pamtotp-e2e-*|/usr/local/sbin/pamtotp-e2e-*)

@@ -42,6 +42,18 @@ def check(cond, msg):
         raise CaseFailed(msg)
 
 
+def run_locked(argv, **kw):
+    """run() for the shadow-utils commands, retried while another process (a concurrent test
+    or bench) holds /etc/passwd's lock."""
+    for attempt in range(20):
+        try:
+            return run(argv, **kw)
+        except RuntimeError as e:
+            if attempt == 19 or "lock" not in str(e).lower():
+                raise
+            time.sleep(0.5)
+
+
 def run(argv, **kw):
     """subprocess.run with text output; raises with the output on a non-zero exit."""
     kw.setdefault("capture_output", True)
@@ -133,10 +145,13 @@ class Manifest:
         kill_uid_processes(uids)
         for kind, value in reversed(self.entries):
             try:
-                if kind == "user":
-                    subprocess.run(["userdel", "-f", "-r", value], capture_output=True, timeout=30)
-                elif kind == "group":
-                    subprocess.run(["groupdel", value], capture_output=True, timeout=30)
+                if kind in ("user", "group"):
+                    argv = ["userdel", "-f", "-r", value] if kind == "user" else ["groupdel", value]
+                    for _ in range(20):  # retried while /etc/passwd is locked by someone else
+                        r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+                        if r.returncode == 0 or "lock" not in (r.stderr + r.stdout).lower():
+                            break
+                        time.sleep(0.5)
                 elif kind == "path":
                     if os.path.islink(value) or os.path.isfile(value) or is_socket(value):
                         os.unlink(value)
@@ -395,7 +410,7 @@ class World:
     # -- users
     def add_group(self, name):
         self.m.add("group", name)
-        run(["groupadd", name])
+        run_locked(["groupadd", name])
 
     def add_user(self, short, groups=()):
         name = USER_PREFIX + short
@@ -403,10 +418,10 @@ class World:
         argv = ["useradd", "-m", "-s", "/bin/bash"]
         if groups:
             argv += ["-G", ",".join(groups)]
-        run(argv + [name])
+        run_locked(argv + [name])
         pw = pwd.getpwnam(name)
         password = "Pw-" + base64.b32encode(os.urandom(10)).decode().lower() + "x"
-        run(["chpasswd"], input=f"{name}:{password}\n")
+        run_locked(["chpasswd"], input=f"{name}:{password}\n")
         os.chmod(pw.pw_dir, 0o750)
         u = dict(name=name, uid=pw.pw_uid, gid=pw.pw_gid, home=pw.pw_dir, password=password, secret=None)
         self.users[short] = u
