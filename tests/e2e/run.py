@@ -17,8 +17,9 @@ import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (REPLAY_RE, CaseFailed, CaseSkipped, Manifest, SyslogCapture, World,  # noqa: E402
-                     check, new_secret, read_tail, run, seconds_left_in_step, totp, wrong_code)
+from harness import (CONFIG, REPLAY_RE, CaseFailed, CaseSkipped, Manifest, SyslogCapture, World,  # noqa: E402
+                     check, new_secret, read_tail, run, seconds_left_in_step, secret_toml, totp,
+                     write_file, wrong_code)
 
 PROMPT_CODE = r"Verification code: ?"
 PROMPT_PW = r"Password: ?"
@@ -469,7 +470,6 @@ def cases(s):
         # central layout: a secret the user writes in their home is not consulted by sudo
         u = U["s1"]
         mine = new_secret()
-        from harness import secret_toml, write_file
         write_file(os.path.join(u["home"], ".pam_totp"), secret_toml(mine, "user-made"), 0o600, u["uid"], u["gid"])
         sudo_run(u, True, lambda: totp(mine), False)
     s.case("sudo: a code from a secret the user made in ~ is refused (central layout)", sudo_home_secret_ignored)
@@ -524,7 +524,6 @@ def cases(s):
 
 
 def _cfg_path(*parts):
-    from harness import CONFIG
     return os.path.join(CONFIG, *parts)
 
 
