@@ -23,6 +23,9 @@
  *   -b N      blocks: -P>1 runs services in N interleaved blocks  (4)
  *   -B        block mode even with -P 1 (one forked worker per block)
  *   -s        shared user: every worker authenticates PFX0 (contention)
+ *   -S BASE   shared user per block: block b's workers all authenticate PFX<BASE+b>
+ *   -R        rotate users: sequential attempt i authenticates PFX<i % N> (-U N); keeps each
+ *             uid's failure count low on wrong-code runs (pam_totp caps its limits at 64)
  *   -r        reuse one handle per service instead of pam_start/pam_end per attempt
  *   -t NAME   scenario tag printed in result lines
  *   -C N      HOTP counters precomputed (fixed per run, so a 0-attempt run costs the same) (8192)
@@ -77,6 +80,8 @@ static long totp_base;            /* step of totp[0] */
 static const char *confdir, *ctrfile, *upfx = "ptotp-bench", *tag = "x";
 static long NCODES = 8192; /* HOTP counters 0..NCODES-1 precomputed (-C) */
 static int nusers = 1, nattempts = 100, nprocs = 1, nblocks = 4, blockmode, shared_user, reuse;
+static int shared_base = -1; /* -S: block b of a shared-user run uses user shared_base + b */
+static int rotate;           /* -R: sequential attempt i uses user i % nusers */
 static const char *svcs[MAXSVC];
 static int nsvc;
 static int skip[MAXSVC]; /* services left out of this run (no HOTP counter) */
@@ -361,7 +366,7 @@ int main(int argc, char **argv)
 {
     const char *hex = NULL;
     int opt;
-    while ((opt = getopt(argc, argv, "d:k:c:u:U:n:P:b:Bsrt:C:")) != -1) {
+    while ((opt = getopt(argc, argv, "d:k:c:u:U:n:P:b:Bsrt:C:S:R")) != -1) {
         switch (opt) {
         case 'd': confdir = optarg; break;
         case 'k': hex = optarg; break;
@@ -373,6 +378,8 @@ int main(int argc, char **argv)
         case 'b': nblocks = atoi(optarg); break;
         case 'B': blockmode = 1; break;
         case 's': shared_user = 1; break;
+        case 'S': shared_user = 1; shared_base = atoi(optarg); break;
+        case 'R': rotate = 1; break;
         case 'r': reuse = 1; break;
         case 't': tag = optarg; break;
         case 'C': NCODES = atol(optarg); break;
@@ -496,13 +503,18 @@ int main(int argc, char **argv)
 
     if (mode == M_HOTP)
         for (int s = 0; s < nsvc; s++)
-            for (int u = 0; u < (shared_user ? 1 : nusers); u++)
-                if (sh->next[s][u] < 0 && !skip[s]) {
+            for (int u = 0; u < MAXUSERS; u++) {
+                int used = shared_base >= 0 ? (u >= shared_base && u < shared_base + nblocks)
+                           : shared_user ? u == 0
+                           : rotate      ? u < nusers
+                           : (nprocs > 1 || blockmode) ? u < nprocs : u == 0;
+                if (used && sh->next[s][u] < 0 && !skip[s]) {
                     fprintf(stderr, "driver: %s: no counter for %s%d (sync failed?): skipped\n",
                             svcs[s], upfx, u);
                     printf("R %s %s skipped 1\n", tag, svcs[s]);
                     skip[s] = 1;
                 }
+            }
 
     if (nprocs == 1 && !blockmode) {
         /* Sequential, services interleaved attempt by attempt: A B C D A B C D ... */
@@ -516,7 +528,7 @@ int main(int argc, char **argv)
         for (long i = 0; i < nattempts; i++)
             for (int s = 0; s < nsvc; s++)
                 if (!skip[s])
-                    run_attempts(s, 0, 1, i, hs[s]);
+                    run_attempts(s, rotate && !reuse ? (int)(i % nusers) : 0, 1, i, hs[s]);
         if (reuse)
             for (int s = 0; s < nsvc; s++)
                 if (hs[s])
@@ -541,7 +553,7 @@ int main(int argc, char **argv)
                         exit(2);
                     }
                     if (pid == 0) {
-                        int u = shared_user ? 0 : w;
+                        int u = shared_base >= 0 ? shared_base + b : shared_user ? 0 : w;
                         pam_handle_t *h = NULL;
                         if (reuse) {
                             char user[64];

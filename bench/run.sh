@@ -7,12 +7,13 @@
 # See bench/README.md for what each number means.
 #
 # Knobs (environment):
-#   BENCH_ITERS        sequential attempts per service per scenario        (200)
-#   BENCH_CONC_TOTAL   attempts per service per concurrency level          (256)
+#   BENCH_ITERS        sequential attempts per service per scenario        (400)
+#   BENCH_CONC_TOTAL   attempts per service per concurrency level          (512)
 #   BENCH_CONC_BLOCKS  interleaved blocks per concurrency level            (4)
-#   BENCH_USERS        bench users (>= 32; TOTP-success samples per module) (32)
+#   BENCH_USERS        bench users (>= 32; TOTP-success samples per module) (32);
+#                      BENCH_CONC_BLOCKS more are created for the one-user contention runs
 #   BENCH_CG_ITERS     attempts under callgrind per service (0 = skip)     (20)
-#   BENCH_STRACE_ITERS attempts under strace per service (0 = skip)        (50)
+#   BENCH_STRACE_ITERS attempts under strace per service (0 = skip)        (100)
 #   BENCH_HOTP_WINDOW  HOTP look-ahead given to all three modules          (10)
 #   PAM_TOTP_SO        module to test      (<repo>/target/release/libpam_totp.so)
 #   BENCH_CONSOLE=real let log lines reach the real /dev/console (default: /dev/null, see below)
@@ -23,12 +24,13 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
 OUT=$HERE/out
 SO=${PAM_TOTP_SO:-$ROOT/target/release/libpam_totp.so}
-ITERS=${BENCH_ITERS:-200}
-CONC_TOTAL=${BENCH_CONC_TOTAL:-256}
-CONC_BLOCKS=${BENCH_CONC_BLOCKS:-4}
+ITERS=${BENCH_ITERS:-400}
+CONC_TOTAL=${BENCH_CONC_TOTAL:-512}
 NUSERS=${BENCH_USERS:-32}
+CONC_BLOCKS=${BENCH_CONC_BLOCKS:-4}
+ALLUSERS=$((NUSERS + CONC_BLOCKS)) # the last CONC_BLOCKS users serve the one-user contention runs
 CG_ITERS=${BENCH_CG_ITERS:-20}
-ST_ITERS=${BENCH_STRACE_ITERS:-50}
+ST_ITERS=${BENCH_STRACE_ITERS:-100}
 W=${BENCH_HOTP_WINDOW:-10}
 UPFX=ptotp-bench
 MODDIR=/usr/lib/$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)/security
@@ -66,7 +68,7 @@ D=
 cleanup() {
     set +e
     if [ "${BENCH_KEEP:-0}" = 1 ]; then echo "bench: kept $D and users $UPFX*" >&2; return; fi
-    for ((i = 0; i < NUSERS; i++)); do
+    for ((i = 0; i < ALLUSERS; i++)); do
         id "$UPFX$i" >/dev/null 2>&1 && retry userdel -r "$UPFX$i" >/dev/null 2>&1
     done
     [ -n "$D" ] && [ -d "$D" ] && rm -rf -- "$D"
@@ -78,7 +80,7 @@ D=$(mktemp -d /var/lib/pam-totp-bench.XXXXXX)
 chmod 0700 "$D"
 umask 077
 
-for ((i = 0; i < NUSERS; i++)); do
+for ((i = 0; i < ALLUSERS; i++)); do
     u=$UPFX$i
     if id "$u" >/dev/null 2>&1; then retry userdel -r "$u" >/dev/null 2>&1 || true; fi
     if [ "$i" = 0 ]; then home=-m; else home=-M; fi
@@ -90,16 +92,17 @@ KEYB32=$(printf '%s' "$KEYHEX" | xxd -r -p | base32 | tr -d '=\n')
 
 mkdir -p "$D"/{pam.d,secrets-hotp,secrets-totp,state-hotp,state-totp,ga-hotp,ga-totp,oath-hotp,oath-totp}
 cat >"$D/pam_totp.conf" <<EOF
-# bench only: rate limit lifted so the wrong-code scenarios are not cut off after 8 tries,
+# bench only: rate limit raised to the module's maximum (64; 1000000 is refused with
+# PAM_SERVICE_ERR) so the wrong-code scenarios, spread over all bench users, are not cut off,
 # and no fail delay requested (the driver's PAM_FAIL_DELAY callback would not sleep anyway).
-max_failures = 1000000
+max_failures = 64
 failure_interval = 900
-max_daily_failures = 1000000
+max_daily_failures = 64
 fail_delay_ms = 0
 EOF
 : >"$D/oath-hotp/users.oath"
 : >"$D/oath-totp/users.oath"
-for ((i = 0; i < NUSERS; i++)); do
+for ((i = 0; i < ALLUSERS; i++)); do
     u=$UPFX$i
     uid=$(id -u "$u")
     printf 'version = 1\nid = "bench"\ntype = "hotp"\nsecret = "%s"\nalgorithm = "SHA1"\ndigits = 6\ncounter = 0\nwindow = %s\n' \
@@ -119,11 +122,17 @@ chown -R root:root "$D"
 chmod 0700 "$D"/*/
 chmod 0600 "$D"/secrets-*/* "$D"/ga-*/* "$D"/oath-*/* "$D/pam_totp.conf"
 
+# Snapshot the module: a rebuild during the run must not change (or half-replace) it.
+if [ "$HAVE_TOTP" = 1 ]; then
+    SO_SHA=$(sha256sum "$SO" | cut -c1-16)
+    install -m 0644 -o root -g root "$SO" "$D/libpam_totp.so"
+    SO_RUN=$D/libpam_totp.so
+fi
 P=$D/pam.d
 echo 'auth required pam_deny.so' >"$P/other"
 echo 'auth required pam_permit.so' >"$P/permit"
-echo "auth required $SO secret=$D/secrets-hotp/%U state_dir=$D/state-hotp config=$D/pam_totp.conf" >"$P/totp-hotp"
-echo "auth required $SO secret=$D/secrets-totp/%U state_dir=$D/state-totp config=$D/pam_totp.conf" >"$P/totp-totp"
+echo "auth required ${SO_RUN:-$SO} secret=$D/secrets-hotp/%U state_dir=$D/state-hotp config=$D/pam_totp.conf" >"$P/totp-hotp"
+echo "auth required ${SO_RUN:-$SO} secret=$D/secrets-totp/%U state_dir=$D/state-totp config=$D/pam_totp.conf" >"$P/totp-totp"
 echo "auth required pam_google_authenticator.so secret=$D/ga-hotp/\${USER} user=root no_increment_hotp" >"$P/ga-hotp"
 echo "auth required pam_google_authenticator.so secret=$D/ga-totp/\${USER} user=root" >"$P/ga-totp"
 echo "auth required pam_google_authenticator.so secret=$D/ga-totp/\${USER} user=root noskewadj" >"$P/ga-totp-noskew"
@@ -154,18 +163,18 @@ drv() { # a crashing module must not take the whole run down: note it and go on
 step() { printf 'bench: %-60s %s\n' "$*" "$(date +%T)" >&2; }
 
 # ---------- timed scenarios ----------
-step "sync HOTP counters ($NUSERS users)"
-drv -t sync -U "$NUSERS" sync $HSVC
+step "sync HOTP counters ($ALLUSERS users)"
+drv -t sync -U "$ALLUSERS" sync $HSVC
 step "HOTP ok, fresh handle, $ITERS x interleaved"
 drv -t seq-hotp-ok -n "$ITERS" hotp $HSVC
 step "HOTP ok, reused handle"
 drv -t seq-hotp-reuse -r -n "$ITERS" hotp $HSVC
 step "HOTP wrong code"
-drv -t seq-hotp-wrong -n "$ITERS" hotp-wrong $HSVC
+drv -t seq-hotp-wrong -R -U "$NUSERS" -n "$ITERS" hotp-wrong $HSVC
 step "TOTP warm-up (one wrong code per user creates state)"
 drv -t warm -U "$NUSERS" -P "$NUSERS" -B -b 1 -n 1 totp-wrong $TSVC
 step "TOTP wrong code"
-drv -t seq-totp-wrong -n "$ITERS" totp-wrong $TSVC ga-totp-noskew
+drv -t seq-totp-wrong -R -U "$NUSERS" -n "$ITERS" totp-wrong $TSVC ga-totp-noskew
 step "TOTP ok, one success per user and module ($NUSERS users)"
 drv -t seq-totp-ok -U "$NUSERS" totp $TSVC
 for p in 1 8 32; do
@@ -173,10 +182,12 @@ for p in 1 8 32; do
     step "HOTP ok, $p processes, one user each, $per attempts each"
     drv -t "conc-$p" -U "$NUSERS" -P "$p" -B -b "$CONC_BLOCKS" -n "$per" hotp $HSVC
 done
-step "HOTP, 8 processes on ONE user (contention)"
-drv -t conc-8-shared -s -P 8 -B -b "$CONC_BLOCKS" -n $((CONC_TOTAL / 8)) hotp $HSVC
+# at most 7 attempts per process and block: <= 56 attempts, so < 64 failures, per contention user
+shared_n=$((CONC_TOTAL / 8)); [ "$shared_n" -le $((7 * CONC_BLOCKS)) ] || shared_n=$((7 * CONC_BLOCKS))
+step "HOTP, 8 processes on ONE user per block (contention), $shared_n attempts each"
+drv -t conc-8-shared -S "$NUSERS" -P 8 -B -b "$CONC_BLOCKS" -n "$shared_n" hotp $HSVC
 step "verify counters (replay of last must fail, next must pass)"
-drv -t verify -U "$NUSERS" verify ${HSVC#permit }
+drv -t verify -U "$ALLUSERS" verify ${HSVC#permit }
 # files still parse for the tools that own them
 {
     echo "R files ga-hotp counter_user0 $(sed -n 's/^" HOTP_COUNTER //p' "$D/ga-hotp/${UPFX}0")"
@@ -194,17 +205,19 @@ if [ "$CG_ITERS" -gt 0 ]; then
         local f=$OUT/cg.$1.$4.out
         rm -f "$f"
         valgrind --tool=callgrind --callgrind-out-file="$f" "$DRIVER" -d "$P" -k "$KEYHEX" -c "$CTR" \
-            -u "$UPFX" -C "$NCODES" -t "$1" -n "$3" "$2" "$4" >"$f.res" 2>>"$OUT/valgrind.err" ||
+            -u "$UPFX" -C "$NCODES" -U "$NUSERS" -R ${CGFLAGS:-} -t "$1" -n "$3" "$2" "$4" >"$f.res" 2>>"$OUT/valgrind.err" ||
             echo "bench: callgrind run $1 $4 failed" >&2
         cat "$f.res" >>"$RES"
         # only when attempts really ran (a service whose HOTP sync failed is skipped)
         if [ "$2" = none ] || grep -q "^R $1 $4 n [1-9]" "$f.res"; then [ -e "$f" ] && cg_ir "$f"; fi
     }
     base=$(cg cg-base none 0 permit)
-    for scen in hotp totp-wrong; do
-        [ "$scen" = hotp ] && svcs=$HSVC || svcs=$TSVC
+    for scen in hotp hotp-reuse totp-wrong; do
+        svcs=$HSVC mode=$scen CGFLAGS=
+        [ "$scen" = totp-wrong ] && svcs=$TSVC
+        [ "$scen" = hotp-reuse ] && mode=hotp CGFLAGS=-r
         for s in $svcs; do
-            ir=$(cg "cg-$scen" "$scen" "$CG_ITERS" "$s")
+            ir=$(cg "cg-$scen" "$mode" "$CG_ITERS" "$s")
             [ -n "$ir" ] && [ -n "$base" ] && echo "R cg-$scen $s ir $(((ir - base) / CG_ITERS))" >>"$RES"
         done
     done
@@ -214,7 +227,7 @@ if [ "$ST_ITERS" -gt 0 ]; then
     st() { # tag mode n svc -> "calls fsyncs"
         local f=$OUT/st.$1.$4.out
         strace -f -c -o "$f" "$DRIVER" -d "$P" -k "$KEYHEX" -c "$CTR" -u "$UPFX" -C "$NCODES" \
-            -t "$1" -n "$3" "$2" "$4" >"$f.res" 2>>"$ERR" || echo "bench: strace run $1 $4 failed" >&2
+            -U "$NUSERS" -R -t "$1" -n "$3" "$2" "$4" >"$f.res" 2>>"$ERR" || echo "bench: strace run $1 $4 failed" >&2
         cat "$f.res" >>"$RES"
         [ "$2" = none ] || grep -q "^R $1 $4 n [1-9]" "$f.res" || return 0
         awk '$NF=="total" {c=$4} $NF ~ /^(fsync|fdatasync|syncfs|sync_file_range)$/ {f+=$4}
@@ -250,8 +263,9 @@ fi
 step "done"
 echo
 echo "pam-totp bench  $(date -u +%FT%TZ)  $(uname -r)  $(nproc) cpu  HOTP look-ahead $W, TOTP window +-1 step, SHA1, 6 digits"
-echo "pam_totp: $([ "$HAVE_TOTP" = 1 ] && echo "$SO" || echo "n/a ($SO missing)")"
-echo "pam_totp runs with config=$D/pam_totp.conf: max_failures = 1000000, max_daily_failures = 1000000, fail_delay_ms = 0"
+echo "pam_totp: $([ "$HAVE_TOTP" = 1 ] && echo "$SO (sha256 $SO_SHA..., $(stat -c %y "$SO" | cut -c1-19), copied into the work dir)" || echo "n/a ($SO missing)")"
+echo "pam_totp runs with config=$D/pam_totp.conf: max_failures = 64, max_daily_failures = 64 (the module's maximum), fail_delay_ms = 0;"
+echo "  wrong-code attempts rotate over the $NUSERS users (<= ~12 failures per uid), contention uses $CONC_BLOCKS extra users"
 echo "syslog: no daemon; LOG_CONS fallback goes to $([ -n "${BENCH_IN_NS:-}" ] && echo "/dev/null (private mount namespace)" || echo "the real /dev/console")"
 echo "GA: user=root secret=<dir>/\${USER} no_increment_hotp, DISALLOW_REUSE, default skew detection (and noskewadj row)"
 echo

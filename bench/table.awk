@@ -77,11 +77,13 @@ END {
     }
     row("HOTP, 8 procs x 1 user: successes/s", "conc-8-shared", "ok_tput", "G")
     row("HOTP, 8 procs x 1 user: p50 (us)", "conc-8-shared", "p50_us", "G")
+    row("HOTP, 8 procs x 1 user: p99 (us)", "conc-8-shared", "p99_us", "G")
     row("HOTP, 8 procs x 1 user: success (%)", "conc-8-shared", "okpct", "G")
     row("HOTP, 8 procs x 1 user: code accepted twice", "conc-8-shared", "dup", "G")
     row("counter check: users off (of checked)", "verify", "verify_bad", "G")
     row("counter check: users checked", "verify", "verify_checked", "G")
     row("instructions/attempt, HOTP ok (callgrind)", "cg-hotp", "ir", "G")
+    row("instructions/attempt, HOTP ok, reused handle", "cg-hotp-reuse", "ir", "G")
     row("instructions/attempt, TOTP wrong", "cg-totp-wrong", "ir", "G")
     row("syscalls/attempt, HOTP ok (strace)", "st-hotp", "calls", "G")
     row("fsync+fdatasync/attempt, HOTP ok", "st-hotp", "fsyncs", "G")
