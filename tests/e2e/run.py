@@ -160,7 +160,7 @@ def setup(w):
     w.add_group("ptotp-e2e-exempt")
     U = {}
     # kbd: code alone, central layout (shared with sudo for the cross-service replay)
-    for k in ("a", "b", "x", "m", "r"):
+    for k in ("a", "b", "x", "m", "r", "y"):
         U[k] = w.add_user(k)
     # pw, fwd, skip-group, skip-network: home layout (~/.pam_totp, the default)
     for k in ("c", "d", "h", "i", "j", "l", "n", "o", "p", "q"):
@@ -173,7 +173,7 @@ def setup(w):
     # sudo: central layout
     for k in ("s1", "s2"):
         U[k] = w.add_user(k)
-    for k in ("a", "b", "x", "r", "s1", "s2"):
+    for k in ("a", "b", "x", "r", "y", "s1", "s2"):
         w.enroll_central(U[k])
     for k in ("c", "d", "h", "i", "j", "l", "o", "e", "g", "q"):
         w.enroll_home(U[k])
@@ -182,6 +182,8 @@ def setup(w):
     w.U = U
 
     central = f"secret={w.secrets}/%U"
+    # code alone over keyboard-interactive: the key-and-code stack under the password-and-code
+    # sshd settings (AuthenticationMethods keyboard-interactive)
     w.start_sshd("kbd", "pam-totp-password-and-code.conf",
                  w.pam_text("sshd-key-and-code", central))
     w.start_sshd("pw", "pam-totp-password-and-code.conf", w.pam_text("sshd-password-and-code"))
@@ -293,6 +295,25 @@ def cases(s):
               f"while limited, the right code was not refused with the limit message (exit {status})")
     s.case("sshd keyboard-interactive: repeated wrong codes hit the rate limit, then even the right code is refused",
            kbd_rate_limit)
+
+    def kbd_parallel():
+        u, n = U["y"], 4
+        ps = [w.ssh("kbd", u) for _ in range(n)]
+        try:
+            for p in ps:
+                s.cur = p
+                p.expect([PROMPT_CODE], timeout=20)
+            code = s.code_for(u)
+            for p in ps:  # all answers go out before any is checked
+                p.sendline(code)
+            statuses = [p.finish() for p in ps]
+        finally:
+            for p in ps:
+                p.close()
+        ok = sum(1 for p, st in zip(ps, statuses) if st == 0 and f"E2E-OK-{u['name']}" in p.transcript)
+        s.cur = None
+        check(ok == 1, f"{n} parallel logins with one code: {ok} succeeded (exit statuses {statuses})")
+    s.case("sshd keyboard-interactive: 4 parallel logins with one code, exactly one succeeds", kbd_parallel)
 
     # ---------------------------------------------------------------- password + code
     def pw_ok():
