@@ -65,8 +65,10 @@ DRIVER=$OUT/driver
 
 # ---------- set-up, with cleanup on any exit ----------
 D=
+DRV_PID=
 cleanup() {
     set +e
+    if [ -n "$DRV_PID" ]; then kill "$DRV_PID" 2>/dev/null; wait "$DRV_PID" 2>/dev/null; fi
     if [ "${BENCH_KEEP:-0}" = 1 ]; then echo "bench: kept $D and users $UPFX*" >&2; return; fi
     for ((i = 0; i < ALLUSERS; i++)); do
         id "$UPFX$i" >/dev/null 2>&1 && retry userdel -r "$UPFX$i" >/dev/null 2>&1
@@ -157,7 +159,11 @@ ERR=$OUT/driver.err
 : >"$ERR"
 drv() { # a crashing module must not take the whole run down: note it and go on
     local rc=0
-    "$DRIVER" -d "$P" -k "$KEYHEX" -c "$CTR" -u "$UPFX" -C "$NCODES" "$@" >>"$RES" 2>>"$ERR" || rc=$?
+    # in the background + wait, so a signal runs the cleanup trap at once (which stops it)
+    "$DRIVER" -d "$P" -k "$KEYHEX" -c "$CTR" -u "$UPFX" -C "$NCODES" "$@" >>"$RES" 2>>"$ERR" &
+    DRV_PID=$!
+    wait "$DRV_PID" || rc=$?
+    DRV_PID=
     [ "$rc" = 0 ] || echo "bench: driver $* exited with status $rc (see $ERR)" >&2
 }
 step() { printf 'bench: %-60s %s\n' "$*" "$(date +%T)" >&2; }
