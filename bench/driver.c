@@ -12,7 +12,7 @@
  * it records the delay the modules asked for.
  *
  * usage: driver [options] MODE SERVICE...
- *   MODE      sync | hotp | hotp-wrong | totp | totp-wrong | verify | none
+ *   MODE      sync | hotp | hotp-wrong | totp | totp-wrong | verify | none | keycheck
  *   -d DIR    private PAM config dir                       (required)
  *   -k HEX    shared secret, hex                            (required)
  *   -c FILE   HOTP counter file ("service user next" lines), read and rewritten
@@ -207,7 +207,7 @@ static void wrong_code(int s, int u, char out[8])
     }
 }
 
-enum mode { M_NONE, M_SYNC, M_HOTP, M_HOTP_WRONG, M_TOTP, M_TOTP_WRONG, M_VERIFY };
+enum mode { M_NONE, M_KEYCHECK, M_SYNC, M_HOTP, M_HOTP_WRONG, M_TOTP, M_TOTP_WRONG, M_VERIFY };
 static enum mode mode;
 
 /* Worker body: nattempts attempts (or `count`) of service s for user index u. */
@@ -396,6 +396,7 @@ int main(int argc, char **argv)
     else if (!strcmp(m, "totp-wrong")) mode = M_TOTP_WRONG;
     else if (!strcmp(m, "verify")) mode = M_VERIFY;
     else if (!strcmp(m, "none")) mode = M_NONE;
+    else if (!strcmp(m, "keycheck")) mode = M_KEYCHECK;
     else usage();
     while (optind < argc && nsvc < MAXSVC)
         svcs[nsvc++] = argv[optind++];
@@ -431,6 +432,21 @@ int main(int argc, char **argv)
 
     if (mode == M_NONE)
         return 0;
+
+    if (mode == M_KEYCHECK) {
+        /* The driver assumes that the code of counter k matches no other counter a module
+         * might scan with it (k+1 .. k+21, the largest look-ahead, +1 for liboath's replay
+         * slot).  With 6 digits a clash has odds ~1e-6 per pair; a module that prefers the
+         * highest match (pam_totp) would then jump ahead of the driver, and every later
+         * "right" code would be a replay.  Exit 1 so run.sh draws another key. */
+        for (long k = 0; k < NCODES; k++)
+            for (long j = k + 1; j <= k + 21 && j < NCODES; j++)
+                if (!strcmp(hotp[k], hotp[j])) {
+                    fprintf(stderr, "driver: key gives equal codes for counters %ld and %ld\n", k, j);
+                    return 1;
+                }
+        return 0;
+    }
 
     if (mode == M_SYNC) {
         /* Find the counter each module accepts next: the lowest accepted of 0..7. */

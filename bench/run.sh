@@ -89,7 +89,13 @@ for ((i = 0; i < ALLUSERS; i++)); do
     retry useradd "$home" -s /usr/sbin/nologin "$u" || die "useradd $u failed"
 done
 
-KEYHEX=$(head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n')
+# HOTP counters used per user (bounds the precomputed code table)
+NCODES=$((2 * ITERS + 3 * CONC_TOTAL + CG_ITERS + ST_ITERS + 256))
+# A random key, redrawn while two counters a module scans together share a code (see keycheck)
+for t in 1 2 3 4 5 6 7 8 9 10; do
+    KEYHEX=$(head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n')
+    "$DRIVER" -d /nonexistent -k "$KEYHEX" -C "$NCODES" keycheck 2>>"$OUT/keycheck.err" && break
+done
 KEYB32=$(printf '%s' "$KEYHEX" | xxd -r -p | base32 | tr -d '=\n')
 
 mkdir -p "$D"/{pam.d,secrets-hotp,secrets-totp,state-hotp,state-totp,ga-hotp,ga-totp,oath-hotp,oath-totp}
@@ -150,8 +156,6 @@ else
     TSVC="permit ga-totp oath-totp"
 fi
 
-# HOTP counters used per user (bounds the precomputed code table)
-NCODES=$((2 * ITERS + 3 * CONC_TOTAL + CG_ITERS + ST_ITERS + 256))
 CTR=$D/counters
 RES=$OUT/results.txt
 : >"$RES"
