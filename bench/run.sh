@@ -92,6 +92,7 @@ done
 # HOTP counters used per user (bounds the precomputed code table)
 NCODES=$((2 * ITERS + 3 * CONC_TOTAL + CG_ITERS + ST_ITERS + 256))
 # A random key, redrawn while two counters a module scans together share a code (see keycheck)
+: >"$OUT/keycheck.err"
 for t in 1 2 3 4 5 6 7 8 9 10; do
     KEYHEX=$(head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n')
     "$DRIVER" -d /nonexistent -k "$KEYHEX" -C "$NCODES" keycheck 2>>"$OUT/keycheck.err" && break
