@@ -220,7 +220,8 @@ impl<'a> EchoOff<'a> {
         let mut quiet = saved.clone();
         quiet.local_modes.remove(LocalModes::ECHO);
         quiet.local_modes.insert(LocalModes::ECHONL);
-        tcsetattr(fd, OptionalActions::Flush, &quiet)?;
+        // Not TCSAFLUSH: an answer typed ahead of the prompt must not be discarded.
+        tcsetattr(fd, OptionalActions::Now, &quiet)?;
         Ok(EchoOff { fd, saved })
     }
 }

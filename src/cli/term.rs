@@ -49,9 +49,9 @@ pub(crate) fn note(msg: &str) {
 /// [`sys::catch_interrupts`] ends the read with [`Error::Interrupted`]; end of input with
 /// nothing typed is an error.
 pub(crate) fn read_line(prompt: &str, echo: bool) -> Result<Zeroizing<Vec<u8>>, Error> {
-    print(prompt)?;
     let stdin = std::io::stdin();
     let fd = stdin.as_fd();
+    // Echo off before the prompt appears, so nothing typed after it is ever shown.
     let _quiet = if !echo && sys::isatty(fd) {
         Some(
             sys::EchoOff::new(fd)
@@ -60,6 +60,7 @@ pub(crate) fn read_line(prompt: &str, echo: bool) -> Result<Zeroizing<Vec<u8>>, 
     } else {
         None
     };
+    print(prompt)?;
     let mut line = Zeroizing::new(Vec::with_capacity(64));
     let mut byte = [0u8; 1];
     loop {
