@@ -137,7 +137,9 @@ fn run(argv: &[String]) -> Result<(), Error> {
             Err(e) => Err(e.to_string()),
         },
         Err(store::Error::Missing(_)) => Ok(None),
-        Err(e) if who.euid != 0 => Err(format!("{e} (run it as root)")),
+        Err(e) if who.euid != 0 => Err(format!(
+            "{e} (sudo pam-totp status shows failures and lockout)"
+        )),
         Err(e) => Err(e.to_string()),
     };
     let st = state.as_ref().ok().and_then(Option::as_ref);
@@ -181,6 +183,10 @@ fn run(argv: &[String]) -> Result<(), Error> {
         }
     }
     match &state {
+        Err(e) if who.euid != 0 => {
+            // The state directory is root's (0700): not an error for a user asking.
+            lines.push(format!("state:         {e}"));
+        }
         Err(e) => {
             lines.push(format!("state:         {e}"));
             problem.get_or_insert_with(|| format!("cannot read the state: {e}"));
