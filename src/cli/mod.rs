@@ -10,13 +10,17 @@ use std::fmt;
 use std::process::ExitCode;
 
 mod args;
+mod doctor;
+mod enable;
 mod enroll;
 mod import;
+pub mod pamconf;
 mod qr;
 mod reset;
 mod status;
 mod target;
 mod term;
+mod test_service;
 mod try_login;
 
 /// One subcommand.
@@ -38,6 +42,10 @@ const COMMANDS: &[&Command] = &[
     &status::COMMAND,
     &reset::COMMAND,
     &try_login::COMMAND,
+    &test_service::COMMAND,
+    &doctor::COMMAND,
+    &enable::COMMAND,
+    &enable::DISABLE,
 ];
 
 /// Why a command failed, in one line a user can act on.
