@@ -64,7 +64,7 @@ install -m 0644 "$repo/config/pam_totp.conf" "$root/etc/security/pam_totp.conf"
 install -m 0644 "$here/copyright" "$doc/copyright"
 [ -f "$repo/README.md" ] && install -m 0644 "$repo/README.md" "$doc/README.md"
 install -m 0644 "$repo/config/pam_totp.conf" "$doc/examples/pam_totp.conf"
-install -m 0644 "$repo/config/pam-auth-update/README" "$doc/examples/README.pam-auth-update"
+install -m 0644 "$here/README.pam-auth-update" "$doc/examples/README.pam-auth-update"
 for sub in pam.d sshd_config.d; do
 	[ -d "$repo/config/$sub" ] || continue
 	for f in "$repo/config/$sub"/*; do
