@@ -54,8 +54,8 @@ uninstall:
 
 bench: build
 	scripts/deps.sh bench
+	$(CARGO) build --release --locked --example bench_core
 	bench/run.sh
-	$(CARGO) run --release --locked --example core_bench
 
 deb: build
 	packaging/deb/build.sh

@@ -1,7 +1,7 @@
 //! The core alone (issue 6): verification cost per candidate against an HMAC-SHA1 floor
 //! measured in the same run. Prints numbers; asserts nothing. `make bench` runs it.
 //!
-//! Usage: cargo run --release --example core_bench [iterations]
+//! Usage: cargo run --release --example bench_core [iterations]
 
 use hmac::{Hmac, KeyInit, Mac as _};
 use pam_totp::otp::{decode_base32, find_match, Algorithm, Candidates, Mac};
@@ -86,6 +86,11 @@ fn main() {
             } else {
                 String::new()
             };
+            if alg == Algorithm::Sha1 && label.starts_with("HOTP") {
+                // Machine-readable lines for bench/run.sh's table.
+                println!("R core floor ns_per_hmac {floor_keyed:.1}");
+                println!("R core totp-hotp ns_per_candidate {:.1}", t / n);
+            }
             println!(
                 "{:<44} {:>10} {:>10.0}/cand  {ratio}",
                 format!("verify {name} {label}"),

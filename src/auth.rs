@@ -609,10 +609,17 @@ fn verify_code<H: Host>(
                 answer,
                 Candidates::hotp(next, lookahead),
             ) {
-                Match::Fresh(c) => {
-                    st.next_counter = Some(c.saturating_add(1));
-                    Ok(Some(Outcome::Accepted(Method::Code)))
-                }
+                // The last counter has no successor: a saturating add would leave it
+                // usable forever (a replay), so the counter is exhausted instead.
+                Match::Fresh(c) => match c.checked_add(1) {
+                    Some(next) => {
+                        st.next_counter = Some(next);
+                        Ok(Some(Outcome::Accepted(Method::Code)))
+                    }
+                    None => Err(Outcome::Unavailable(
+                        "HOTP counter exhausted (2^64-1); re-enroll".into(),
+                    )),
+                },
                 Match::Replayed | Match::None => Ok(None),
             }
         }

@@ -1,7 +1,6 @@
 //! Module arguments and `/etc/security/pam_totp.conf` → [`Options`]. Module arguments
 //! override the file; an unknown or malformed argument or key is an error (fail closed).
 
-use serde::Deserialize;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -199,8 +198,7 @@ fn parse_args(args: &[&[u8]]) -> Result<(Options, Explicit), Error> {
 }
 
 /// The keys of `pam_totp.conf` (SPEC §1; all optional).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub struct ConfigFile {
     /// Secret location template.
     pub secret: Option<String>,
@@ -223,24 +221,41 @@ pub struct ConfigFile {
 impl ConfigFile {
     /// Parses the text of a config file strictly; errors give a line, never content.
     pub fn parse(bytes: &[u8]) -> Result<ConfigFile, Error> {
+        use crate::store::kv::{self, Value};
         if bytes.contains(&0) {
             return Err(Error::File("NUL byte".into()));
         }
-        let text = std::str::from_utf8(bytes).map_err(|_| Error::File("not UTF-8".into()))?;
-        toml::from_str(text).map_err(|e| {
-            let line = e.span().map_or(0, |s| {
-                text.as_bytes()
-                    .iter()
-                    .take(s.start)
-                    .filter(|&&b| b == b'\n')
-                    .count()
-                    + 1
-            });
-            Error::File(format!(
-                "line {line}: {}",
-                e.message().lines().next().unwrap_or("syntax error")
-            ))
-        })
+        let entries = kv::parse(bytes).map_err(|e| Error::File(e.to_string()))?;
+        let mut f = ConfigFile::default();
+        for e in entries {
+            let line = e.line;
+            let small = |n: u64| {
+                u32::try_from(n)
+                    .map_err(|_| Error::File(format!("line {line}: {} is too large", e.key)))
+            };
+            match (e.key.as_str(), e.value) {
+                ("secret", Value::Str(v)) => f.secret = Some(v.to_string()),
+                ("state_dir", Value::Str(v)) => f.state_dir = Some(v.to_string()),
+                ("prompt", Value::Str(v)) => f.prompt = Some(v.to_string()),
+                ("window", Value::Int(n)) => f.window = Some(small(n)?),
+                ("fail_delay_ms", Value::Int(n)) => f.fail_delay_ms = Some(small(n)?),
+                ("max_failures", Value::Int(n)) => f.max_failures = Some(small(n)?),
+                ("failure_interval", Value::Int(n)) => f.failure_interval = Some(n),
+                ("max_daily_failures", Value::Int(n)) => f.max_daily_failures = Some(small(n)?),
+                (
+                    "secret" | "state_dir" | "prompt" | "window" | "fail_delay_ms" | "max_failures"
+                    | "failure_interval" | "max_daily_failures",
+                    _,
+                ) => {
+                    return Err(Error::File(format!(
+                        "line {line}: {} has the wrong type",
+                        e.key
+                    )))
+                }
+                (k, _) => return Err(Error::File(format!("line {line}: unknown key {k:?}"))),
+            }
+        }
+        Ok(f)
     }
 }
 

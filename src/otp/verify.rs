@@ -62,7 +62,9 @@ pub enum Match {
 }
 
 /// Compares `answer` with the code of every candidate without branching on secret data;
-/// prefers the highest fresh match. The loop always runs over all candidates.
+/// prefers the lowest fresh match (two counters in a look-ahead can share a code: the
+/// earlier one is what the token showed, and the watermark moves no further than needed).
+/// The loop always runs over all candidates.
 pub fn find_match(mac: &Mac, digits: u32, answer: u32, candidates: Candidates) -> Match {
     let mut fresh_found = subtle::Choice::from(0);
     let mut fresh_step = 0u64;
@@ -78,7 +80,7 @@ pub fn find_match(mac: &Mac, digits: u32, answer: u32, candidates: Candidates) -
         // Watermark and steps are not secret; only `eq` is.
         let is_fresh = !has_watermark | step.ct_gt(&watermark);
         let fresh = eq & is_fresh;
-        fresh_step = u64::conditional_select(&fresh_step, &step, fresh);
+        fresh_step = u64::conditional_select(&fresh_step, &step, fresh & !fresh_found);
         fresh_found |= fresh;
         stale_found |= eq & !is_fresh;
         if step >= candidates.last {

@@ -2,6 +2,7 @@
 //! Knows nothing of PAM. Every operation on a path goes through a verified directory fd
 //! with the `*at()` calls and `O_NOFOLLOW` (SECURITY.md R3–R5, W1–W5).
 
+pub mod kv;
 mod safe;
 mod secret;
 mod state;
@@ -9,7 +10,7 @@ mod write;
 
 pub use safe::{open_central_dir, open_home_dir, read_file_at, walk_below, FileRules, Opened};
 pub use secret::{load_secret, Kind, Secret, SecretLocation};
-pub use state::{Locked, State, StateDir, LOCK_TIMEOUT, STATE_FILE_SIZE};
+pub use state::{decode_state_file, Locked, State, StateDir, LOCK_TIMEOUT, STATE_FILE_SIZE};
 pub use write::{TargetDir, WriteError};
 
 use std::fmt;

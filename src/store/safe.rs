@@ -189,8 +189,25 @@ pub fn read_file_at(
     })?;
     let st = fstat(&fd).map_err(|e| Error::io(path, "fstat", e))?;
     check_file(&st, path, rules)?;
-    let mut bytes = Zeroizing::new(vec![0u8; MAX_FILE_SIZE.saturating_add(1)]);
-    let filled = read_up_to(&fd, &mut bytes).map_err(|e| Error::io(path, "read", e))?;
+    // Sized from fstat (a few hundred bytes for a secret), not the 64 KiB cap: zeroing and
+    // wiping a cap-sized buffer on every read was most of a login's instructions. The file
+    // may grow after fstat, so a full buffer is grown to the cap and read on.
+    let (_, _, _, size) = stat_fields(&st);
+    let first = usize::try_from(size)
+        .unwrap_or(MAX_FILE_SIZE)
+        .min(MAX_FILE_SIZE);
+    let mut bytes = Zeroizing::new(vec![0u8; first.saturating_add(1)]);
+    let mut filled = read_up_to(&fd, &mut bytes, 0).map_err(|e| Error::io(path, "read", e))?;
+    if filled == bytes.len() && filled <= MAX_FILE_SIZE {
+        let mut bigger = Zeroizing::new(vec![0u8; MAX_FILE_SIZE.saturating_add(1)]);
+        if let (Some(dst), Some(src)) = (bigger.get_mut(..filled), bytes.get(..filled)) {
+            dst.copy_from_slice(src);
+        }
+        let rest = bigger.get_mut(filled..).unwrap_or(&mut []);
+        let more = read_up_to(&fd, rest, filled as u64).map_err(|e| Error::io(path, "read", e))?;
+        filled = filled.saturating_add(more);
+        bytes = bigger;
+    }
     if filled > MAX_FILE_SIZE {
         return Err(Error::unsafe_file(path, "larger than 64 KiB"));
     }
@@ -201,13 +218,13 @@ pub fn read_file_at(
     })
 }
 
-/// Fills `buf` from offset 0 with `pread`, looping on short reads and `EINTR`; returns how
+/// Fills `buf` from `offset` with `pread`, looping on short reads and `EINTR`; returns how
 /// many bytes were read (less than `buf.len()` at end of file). The file is never trusted to
 /// stay the size `fstat` said.
-pub(crate) fn read_up_to(fd: impl AsFd, buf: &mut [u8]) -> Result<usize, Errno> {
+pub(crate) fn read_up_to(fd: impl AsFd, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
     let mut filled = 0usize;
     while let Some(rest) = buf.get_mut(filled..).filter(|r| !r.is_empty()) {
-        match rustix::io::pread(&fd, rest, filled as u64) {
+        match rustix::io::pread(&fd, rest, offset.saturating_add(filled as u64)) {
             Ok(0) => break,
             Ok(n) => filled = filled.saturating_add(n),
             Err(Errno::INTR) => continue,

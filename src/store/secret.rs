@@ -1,12 +1,12 @@
 //! The secret file (SPEC §5): where it is, how it is read, and its strict TOML grammar.
 //! The module only reads it; the CLI writes it through the same grammar.
 
-use serde::Deserialize;
 use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::path::{Component, Path, PathBuf};
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
+use super::kv::{self, Value};
 use super::safe::{open_central_dir, open_home_dir, read_file_at, walk_below, FileRules};
 use super::Error;
 use crate::otp::{decode_base32, Algorithm, Key, ScratchHash};
@@ -46,26 +46,19 @@ pub struct Secret {
     pub scratch: Vec<ScratchHash>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The fields of a secret file as read, before validation.
+#[derive(Default)]
 struct Raw {
-    version: u32,
-    id: String,
-    #[serde(rename = "type")]
-    kind: String,
-    secret: String,
+    version: Option<u64>,
+    id: Option<String>,
+    kind: Option<String>,
+    secret: Option<Zeroizing<String>>,
     algorithm: Option<String>,
-    digits: Option<u32>,
+    digits: Option<u64>,
     period: Option<u64>,
     counter: Option<u64>,
-    window: Option<u32>,
-    scratch: Option<Vec<String>>,
-}
-
-impl Drop for Raw {
-    fn drop(&mut self) {
-        self.secret.zeroize();
-    }
+    window: Option<u64>,
+    scratch: Vec<Zeroizing<String>>,
 }
 
 /// The line of byte offset `at` in `text`, 1-based.
@@ -94,32 +87,58 @@ impl Secret {
                 format!("line {}: NUL or non-ASCII byte", line_of(bytes, pos)),
             ));
         }
-        let text = std::str::from_utf8(bytes).map_err(|_| Error::garbled(path, "not ASCII"))?;
-        let raw: Raw = toml::from_str(text).map_err(|e| {
-            let line = e.span().map_or(0, |s| line_of(bytes, s.start));
-            // toml's message can quote the offending text (possibly the secret): keep only
-            // the line number and the first words of the message that carry no input.
-            Error::garbled(path, format!("line {line}: not a valid secret file"))
-        })?;
+        let entries = kv::parse(bytes).map_err(|e| Error::garbled(path, e.to_string()))?;
+        let mut raw = Raw::default();
+        for e in entries {
+            let line = e.line;
+            let bad = |what: &str| Error::garbled(path, format!("line {line}: {} {what}", e.key));
+            match (e.key.as_str(), e.value) {
+                ("version", Value::Int(v)) => raw.version = Some(v),
+                ("id", Value::Str(v)) => raw.id = Some(v.to_string()),
+                ("type", Value::Str(v)) => raw.kind = Some(v.to_string()),
+                ("secret", Value::Str(v)) => raw.secret = Some(v),
+                ("algorithm", Value::Str(v)) => raw.algorithm = Some(v.to_string()),
+                ("digits", Value::Int(v)) => raw.digits = Some(v),
+                ("period", Value::Int(v)) => raw.period = Some(v),
+                ("counter", Value::Int(v)) => raw.counter = Some(v),
+                ("window", Value::Int(v)) => raw.window = Some(v),
+                ("scratch", Value::List(v)) => raw.scratch = v,
+                (
+                    "version" | "id" | "type" | "secret" | "algorithm" | "digits" | "period"
+                    | "counter" | "window" | "scratch",
+                    _,
+                ) => return Err(bad("has the wrong type")),
+                _ => return Err(bad("is not a known key")),
+            }
+        }
         Self::from_raw(&raw).map_err(|reason| Error::garbled(path, reason))
     }
 
     fn from_raw(raw: &Raw) -> Result<Secret, String> {
-        if raw.version != 1 {
-            return Err(format!("version {} unsupported, expected 1", raw.version));
+        let missing = |k: &str| format!("{k} is missing");
+        let version = raw.version.ok_or_else(|| missing("version"))?;
+        if version != 1 {
+            return Err(format!("version {version} unsupported, expected 1"));
         }
-        if !valid_id(&raw.id) {
+        let id = raw.id.as_deref().ok_or_else(|| missing("id"))?;
+        if !valid_id(id) {
             return Err("id must be 1-64 characters of [A-Za-z0-9._-]".into());
         }
+        let kind_name = raw.kind.as_deref().ok_or_else(|| missing("type"))?;
+        let secret_text = raw.secret.as_ref().ok_or_else(|| missing("secret"))?;
+        let small = |v: Option<u64>, k: &str| -> Result<Option<u32>, String> {
+            v.map(|n| u32::try_from(n).map_err(|_| format!("{k} = {n} is too large")))
+                .transpose()
+        };
         let algorithm = match &raw.algorithm {
             Some(a) => Algorithm::parse(a).map_err(|e| e.to_string())?,
             None => Algorithm::Sha1,
         };
-        let digits = raw.digits.unwrap_or(6);
+        let digits = small(raw.digits, "digits")?.unwrap_or(6);
         if !(6..=8).contains(&digits) {
             return Err(format!("digits = {digits}, expected 6, 7 or 8"));
         }
-        let kind = match raw.kind.as_str() {
+        let kind = match kind_name {
             "totp" => {
                 if raw.counter.is_some() {
                     return Err("counter applies only to type = \"hotp\"".into());
@@ -140,7 +159,8 @@ impl Secret {
             }
             _ => return Err("type must be \"totp\" or \"hotp\"".into()),
         };
-        if let Some(w) = raw.window {
+        let window = small(raw.window, "window")?;
+        if let Some(w) = window {
             let ok = match kind {
                 Kind::Totp { .. } => w <= 3,
                 Kind::Hotp { .. } => (1..=20).contains(&w),
@@ -151,9 +171,9 @@ impl Secret {
                 ));
             }
         }
-        let key = decode_base32(&raw.secret).map_err(|e| e.to_string())?;
+        let key = decode_base32(secret_text).map_err(|e| e.to_string())?;
         let mut scratch = Vec::new();
-        for (i, s) in raw.scratch.iter().flatten().enumerate() {
+        for (i, s) in raw.scratch.iter().enumerate() {
             if i >= 100 {
                 return Err("more than 100 scratch codes".into());
             }
@@ -162,12 +182,12 @@ impl Secret {
             );
         }
         Ok(Secret {
-            id: raw.id.clone(),
+            id: id.to_string(),
             kind,
             key,
             algorithm,
             digits,
-            window: raw.window,
+            window,
             scratch,
         })
     }

@@ -24,7 +24,10 @@ use crate::otp::limit::MAX_TRACKED_FAILURES;
 
 /// How long a login waits for another login of the same uid (SECURITY.md W2).
 pub const LOCK_TIMEOUT: Duration = Duration::from_secs(5);
-const LOCK_POLL: Duration = Duration::from_millis(20);
+/// First and longest pause between lock attempts: short at first (another login of the same
+/// uid holds the lock for about one fdatasync), backing off to 20 ms.
+const LOCK_POLL_FIRST: Duration = Duration::from_micros(200);
+const LOCK_POLL_MAX: Duration = Duration::from_millis(20);
 
 const SLOT_SIZE: usize = 4096;
 /// The exact size of a state file: two slots.
@@ -308,7 +311,7 @@ impl StateDir {
         let st = fstat(&fd).map_err(|e| Error::io(&path, "fstat", e))?;
         check_file(&st, &path, self.rules())?;
         let mut bytes = [0u8; STATE_FILE_SIZE + 1];
-        let filled = read_up_to(&fd, &mut bytes).map_err(|e| Error::io(&path, "read", e))?;
+        let filled = read_up_to(&fd, &mut bytes, 0).map_err(|e| Error::io(&path, "read", e))?;
         let (slot, seq, state) = decode_state_file(bytes.get(..filled).unwrap_or(&[]))
             .map_err(|why| Error::garbled(&path, why))?;
         Ok(Some((fd, slot, seq, state)))
@@ -348,6 +351,7 @@ impl StateDir {
         let st = fstat(&lock).map_err(|e| Error::io(&path, "fstat", e))?;
         check_file(&st, &path, self.rules())?;
         let start = Instant::now();
+        let mut pause = LOCK_POLL_FIRST;
         loop {
             match flock(&lock, FlockOperation::NonBlockingLockExclusive) {
                 Ok(()) => break,
@@ -355,7 +359,8 @@ impl StateDir {
                     if start.elapsed() >= LOCK_TIMEOUT {
                         return Err(Error::LockTimeout(path));
                     }
-                    std::thread::sleep(LOCK_POLL);
+                    std::thread::sleep(pause);
+                    pause = pause.saturating_mul(2).min(LOCK_POLL_MAX);
                 }
                 Err(e) => return Err(Error::io(&path, "flock", e)),
             }
