@@ -528,3 +528,42 @@ fn an_unknown_clock_state_is_a_warning() {
         |r| fs::remove_file(r.join("run/systemd/timesync/synchronized")).unwrap(),
     );
 }
+
+#[test]
+fn the_shipped_pam_d_and_sshd_files_have_no_errors() {
+    if !is_root() {
+        return;
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (pam, sshd) in [
+        ("sshd-key-and-code", "pam-totp.conf"),
+        ("sshd-password-and-code", "pam-totp-password-and-code.conf"),
+        (
+            "sshd-password-and-code-one-prompt",
+            "pam-totp-password-and-code.conf",
+        ),
+        ("sshd-skip-group", "pam-totp-password-and-code.conf"),
+        ("sshd-skip-network", "pam-totp-password-and-code.conf"),
+    ] {
+        let t = good_tree(pam);
+        let r = t.path();
+        fs::copy(
+            repo.join("config/pam.d").join(pam),
+            r.join("etc/pam.d/sshd"),
+        )
+        .unwrap();
+        fs::copy(repo.join("config/pam.d/sudo"), r.join("etc/pam.d/sudo")).unwrap();
+        fs::copy(
+            repo.join("config/sshd_config.d").join(sshd),
+            r.join("etc/ssh/sshd_config.d/10-pam-totp.conf"),
+        )
+        .unwrap();
+        for f in ["common-account", "common-session", "common-password"] {
+            write(r, &format!("etc/pam.d/{f}"), "", 0o644);
+        }
+        write(r, "etc/pam.d/common-session-noninteractive", "", 0o644);
+        let (code, out) = doctor(r);
+        assert_eq!(code, 0, "{pam}:\n{out}");
+        assert!(!out.contains("error:"), "{pam}:\n{out}");
+    }
+}

@@ -1151,6 +1151,23 @@ mod tests {
     }
 
     #[test]
+    fn the_pam_auth_update_profile_is_clean() {
+        let m = Mem(vec![
+            ("/etc/pam.d/su", "auth sufficient pam_rootok.so\n@include common-auth\n"),
+            (
+                "/etc/pam.d/common-auth",
+                "auth [success=1 default=ignore] pam_unix.so nullok\nauth requisite pam_deny.so\n\
+                 auth required pam_permit.so\nauth requisite pam_totp.so nullok\nauth optional pam_cap.so\n",
+            ),
+        ]);
+        let a = analyse(&load_stack(&m, "su", "auth").unwrap().lines);
+        assert!(a.can_succeed && a.failure_ignored.is_empty(), "{a:?}");
+        assert!(a.before_first_factor.is_empty() && a.code_alone.is_empty());
+        assert!(a.nullok_alone.is_empty() && a.nullok_useless.is_empty());
+        assert_eq!(a.skipped_by.iter().copied().collect::<Vec<_>>(), vec![0]);
+    }
+
+    #[test]
     fn code_first_and_code_alone_are_seen() {
         let a = analyse(&stack("auth required pam_totp.so\n@include common-auth\n"));
         assert!(!a.before_first_factor.is_empty());
