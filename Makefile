@@ -60,7 +60,7 @@ bench: build
 deb: build
 	packaging/deb/build.sh
 
-rpm:
+rpm: build
 	packaging/rpm/build.sh
 
 fuzz:
