@@ -112,7 +112,7 @@ done
 
 : >"$manifest"
 start=$(date +%s)
-E2E_TAG="$tag" timeout --signal=TERM 280 python3 -u "$repo/tests/e2e/run.py" "$module" "$manifest" "$cli" \
+E2E_TAG="$tag" timeout --signal=TERM 280 python3 -B -u "$repo/tests/e2e/run.py" "$module" "$manifest" "$cli" \
   > >(tee "$out") 2>&1 &
 harness_pid=$!
 wait "$harness_pid"
