@@ -428,8 +428,11 @@ pub fn open_fds() -> std::collections::BTreeMap<String, String> {
             out.insert(e.file_name().to_string_lossy().into_owned(), target);
         }
     }
-    // The read_dir handle itself shows up as a dangling entry.
-    out.retain(|_, t| !t.is_empty() && !t.starts_with("/proc/"));
+    // The read_dir handle itself shows up as a dangling entry. Sockets are left out: the
+    // only one is glibc's connection to /dev/log, which syslog(3) (behind pam_syslog) opens,
+    // keeps and reopens as a process-wide libc state when a syslog daemon comes or goes;
+    // the module itself opens no sockets.
+    out.retain(|_, t| !t.is_empty() && !t.starts_with("/proc/") && !t.starts_with("socket:"));
     out
 }
 
