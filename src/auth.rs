@@ -66,8 +66,6 @@ pub struct Request {
     pub rhost: String,
     /// `PAM_SILENT`.
     pub silent: bool,
-    /// `PAM_DISALLOW_NULL_AUTHTOK`.
-    pub disallow_null: bool,
 }
 
 /// How a user got in.
@@ -255,7 +253,10 @@ fn run<H: Host>(cx: &mut Ctx<'_, H>) -> Outcome {
     let enrollment = match load_secret(&loc, &user, euid) {
         Ok(s) => Enrollment::Enrolled(Box::new(s)),
         Err(store::Error::NotFound(_)) => {
-            if cx.opts.nullok && !cx.req.disallow_null {
+            // PAM_DISALLOW_NULL_AUTHTOK is not consulted: sshd passes it on every login
+            // (unless PermitEmptyPasswords), which would make nullok useless for the roll-out
+            // it exists for. PAM_IGNORE grants nothing by itself; another module decides.
+            if cx.opts.nullok {
                 if cx.opts.forward_pass {
                     // The next module still needs the password.
                     return match cx.prompt("Password: ") {

@@ -198,16 +198,19 @@ fn an_unenrolled_user_with_nullok_is_ignored_without_a_prompt() {
 }
 
 #[test]
-fn nullok_is_refused_when_the_application_disallows_null_authtok() {
+fn nullok_still_ignores_when_the_application_disallows_null_authtok() {
+    // sshd sets PAM_DISALLOW_NULL_AUTHTOK on every login; nullok must work there.
     let sb = Sandbox::new("nullok-disallow");
-    sb.service("nullok", "nullok");
-    let r = sb.auth_as(
+    sb.service_lines(
         "nullok",
-        sb.user.as_bytes(),
-        &["123456"],
-        PAM_DISALLOW_NULL_AUTHTOK,
+        &format!(
+            "auth [ignore=1 default=die] @MODULE@ {} nullok\nauth requisite pam_deny.so\nauth required pam_permit.so\n",
+            sb.base_args()
+        ),
     );
-    assert_eq!(r.name(), "PAM_AUTH_ERR");
+    let r = sb.auth_as("nullok", sb.user.as_bytes(), &[], PAM_DISALLOW_NULL_AUTHTOK);
+    assert_eq!(r.name(), "PAM_SUCCESS", "{r:?}");
+    assert!(r.prompts.is_empty());
 }
 
 #[test]

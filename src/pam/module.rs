@@ -265,7 +265,6 @@ unsafe fn authenticate(
         // SAFETY: pamh is live.
         rhost: to_text(unsafe { get_string_item(pamh, PAM_RHOST) }),
         silent: flags & PAM_SILENT != 0,
-        disallow_null: flags & PAM_DISALLOW_NULL_AUTHTOK != 0,
     };
     let mut host = PamHost { pamh };
     let outcome = auth::authenticate(&mut host, &request, &opts);
