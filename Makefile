@@ -30,6 +30,8 @@ test: deps
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 	scripts/lint-syscalls.sh
 	$(CARGO) test --locked
+	$(CARGO) clippy --locked --all-targets --features fault-injection -- -D warnings
+	$(CARGO) test --locked --features fault-injection --test crash
 	$(CARGO) build --release --locked
 	scripts/e2e.sh
 
