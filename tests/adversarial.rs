@@ -2155,10 +2155,42 @@ fn pam_wrapper_available() -> bool {
 /// Runs `pamtester SERVICE USER authenticate` under pam_wrapper, typing `answer`; returns
 /// whether it succeeded and the module's syslog lines.
 fn pamtester(sb: &Sandbox, service: &str, user: &str, answer: &str) -> (bool, Vec<String>) {
+    let (ok, lines, _) = pamtester_at(sb, None, service, user, answer);
+    (ok, lines)
+}
+
+fn faketime_lib() -> Option<&'static str> {
+    [
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib64/faketime/libfaketime.so.1",
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).exists())
+}
+
+/// `pamtester` under pam_wrapper, with the clock shifted by libfaketime when `faketime`
+/// is given (its `FAKETIME` syntax: "-1h", "+1d", "@1969-12-31 23:00:00"). Also returns
+/// pamtester's own last line (the `pam_strerror` text of the result).
+fn pamtester_at(
+    sb: &Sandbox,
+    faketime: Option<&str>,
+    service: &str,
+    user: &str,
+    answer: &str,
+) -> (bool, Vec<String>, String) {
     use std::io::Write;
-    let mut child = std::process::Command::new("pamtester")
+    let preload = match faketime {
+        Some(_) => format!("libpam_wrapper.so {}", faketime_lib().unwrap()),
+        None => "libpam_wrapper.so".to_string(),
+    };
+    let mut cmd = std::process::Command::new("pamtester");
+    if let Some(f) = faketime {
+        cmd.env("FAKETIME", f)
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+    }
+    let mut child = cmd
         .args(["-I", "rhost=198.51.100.7", service, user, "authenticate"])
-        .env("LD_PRELOAD", "libpam_wrapper.so")
+        .env("LD_PRELOAD", preload)
         .env("PAM_WRAPPER", "1")
         .env("PAM_WRAPPER_SERVICE_DIR", &sb.confdir)
         .env("PAM_WRAPPER_DEBUGLEVEL", "3")
@@ -2186,7 +2218,13 @@ fn pamtester(sb: &Sandbox, service: &str, user: &str, answer: &str) -> (bool, Ve
         })
         .filter(|m| !m.is_empty())
         .collect();
-    (out.status.success(), lines)
+    let result = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("pamtester: "))
+        .next_back()
+        .unwrap_or_default()
+        .to_string();
+    (out.status.success(), lines, result)
 }
 
 fn assert_no_secrets(lines: &[String], secret_b32: &str, extra: &[&str]) {
@@ -2406,4 +2444,103 @@ fn a_seed_growing_while_it_is_read_is_never_read_past_the_cap() {
     );
     assert!(sb.state().failures.len() <= 5);
     assert!(tmp_files(&sb.state).is_empty());
+}
+
+#[test]
+fn clock_steps_back_forward_and_before_1970_through_the_real_module() {
+    let _g = serial();
+    if !pam_wrapper_available() || faketime_lib().is_none() {
+        eprintln!("skipped: pamtester, libpam_wrapper or libfaketime missing");
+        return;
+    }
+    let sb = Sandbox::new("adv-clock");
+    sb.write_config(&format!(
+        "fail_delay_ms = 0\nsecret = \"{}/%U\"\nstate_dir = \"{}\"\n",
+        sb.secrets.display(),
+        sb.state.display()
+    ));
+    sb.enroll_totp("");
+    let user = sb.user.clone();
+    const UNAVAIL: &str = "Authentication service cannot retrieve authentication info";
+    avoid_step_edge(8);
+    let t = now();
+    assert_eq!(sb.auth("totp", &[&totp_now(SECRET)]).name(), "PAM_SUCCESS");
+
+    // 31: the clock stepped back. A minute: codes refused with the WARNING "clock behind".
+    // An hour: the watermark is then more than window+2 steps ahead, which the module cannot
+    // tell from a watermark written by a clock that was ahead (row 32), so it fails closed
+    // with "state from the future" (PAM_AUTHINFO_UNAVAIL) instead. Either way nothing is
+    // accepted and the state is left as it was.
+    let before = fs::read(sb.state_path()).unwrap();
+    let back = totp_at(SECRET, t - 60, 30, 6, Algorithm::Sha1);
+    let (ok, lines, _) = pamtester_at(&sb, Some("-1m"), "totp", &user, &back);
+    assert!(!ok, "31: {lines:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("clock behind the last accepted step")),
+        "31: {lines:?}"
+    );
+    assert_eq!(
+        fs::read(sb.state_path()).unwrap(),
+        before,
+        "31: state changed"
+    );
+    let back = totp_at(SECRET, t - 3600, 30, 6, Algorithm::Sha1);
+    let (ok, lines, result) = pamtester_at(&sb, Some("-1h"), "totp", &user, &back);
+    assert!(!ok, "31: {lines:?}");
+    assert_eq!(result, UNAVAIL, "31: {lines:?}");
+    assert!(
+        lines.iter().any(|l| l.contains("state from the future")),
+        "31: {lines:?}"
+    );
+    assert_eq!(
+        fs::read(sb.state_path()).unwrap(),
+        before,
+        "31: state changed"
+    );
+    // Clock restored: the next step's code works.
+    let next = totp_at(SECRET, t + 30, 30, 6, Algorithm::Sha1);
+    assert_eq!(
+        sb.auth("totp", &[&next]).name(),
+        "PAM_SUCCESS",
+        "31: after the clock is back"
+    );
+
+    // 32: the clock a day ahead, a success there, the clock restored.
+    let ahead = totp_at(SECRET, now() + 86_400, 30, 6, Algorithm::Sha1);
+    let (ok, lines, _) = pamtester_at(&sb, Some("+1d"), "totp", &user, &ahead);
+    assert!(ok, "32: {lines:?}");
+    let (ok, lines, result) = pamtester_at(&sb, None, "totp", &user, &totp_now(SECRET));
+    assert!(!ok);
+    assert_eq!(result, UNAVAIL, "32: {lines:?}");
+    assert!(
+        lines.iter().any(|l| l.contains("state from the future")),
+        "32: {lines:?}"
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pam-totp"))
+        .args(["reset", "--user", &user, "--config"])
+        .arg(&sb.config)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "32: pam-totp reset: {out:?}");
+    avoid_step_edge(3);
+    assert_eq!(
+        sb.auth("totp", &[&totp_now(SECRET)]).name(),
+        "PAM_SUCCESS",
+        "32: after reset"
+    );
+
+    // 33: a clock before 1970.
+    let before = fs::read(sb.state_path()).unwrap();
+    let (ok, lines, result) =
+        pamtester_at(&sb, Some("@1969-12-31 23:00:00"), "totp", &user, "123456");
+    assert!(!ok);
+    assert_eq!(result, UNAVAIL, "33: {lines:?}");
+    assert!(lines.iter().any(|l| l.contains("1970")), "33: {lines:?}");
+    assert_eq!(
+        fs::read(sb.state_path()).unwrap(),
+        before,
+        "33: state changed"
+    );
 }
