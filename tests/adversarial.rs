@@ -2544,3 +2544,152 @@ fn clock_steps_back_forward_and_before_1970_through_the_real_module() {
         "33: state changed"
     );
 }
+
+#[test]
+fn racing_a_symlink_into_the_secret_path_never_gets_it_followed() {
+    // The user swaps their seed (and, separately, a directory on its path) with a symlink to
+    // a decoy holding another valid secret, atomically and as fast as they can, while logins
+    // run. O_NOFOLLOW on every component must make each attempt read the real file or
+    // refuse: the decoy is never opened and its code never accepted.
+    root_only!();
+    use rustix::fs::{renameat_with, RenameFlags, CWD};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let _g = serial();
+    let sb = Sandbox::new("adv-race");
+    sb.service_with_secret("home", HOME_SECRET, "");
+    sb.service_with_secret("config", "secret=~/.config/pam-totp/secret", "");
+    sb.write_config("fail_delay_ms = 0\nmax_failures = 64\nmax_daily_failures = 64\n");
+    let (u, _) = enrolled_user(20);
+    let decoy_secret = secret_for(21);
+    u.mkdir("decoy-dir/pam-totp", 0o700);
+    let decoy = u.write(
+        "decoy-dir/pam-totp/secret",
+        totp_toml(&decoy_secret).as_bytes(),
+        0o600,
+        None,
+    );
+    u.write("decoy", totp_toml(&decoy_secret).as_bytes(), 0o600, None);
+    std::os::unix::fs::symlink(u.home.join("decoy"), u.home.join(".pam_totp.alt")).unwrap();
+    u.mkdir(".config/pam-totp", 0o700);
+    u.write(
+        ".config/pam-totp/secret",
+        totp_toml(&secret_for(20)).as_bytes(),
+        0o600,
+        None,
+    );
+    std::os::unix::fs::symlink(u.home.join("decoy-dir"), u.home.join(".config.alt")).unwrap();
+    let watches = [watch_opens(&u.home.join("decoy")), watch_opens(&decoy)];
+    let stop = AtomicBool::new(false);
+    let swaps = std::sync::atomic::AtomicU64::new(0);
+    let mut results = Vec::new();
+    std::thread::scope(|s| {
+        for (a, b) in [(".pam_totp", ".pam_totp.alt"), (".config", ".config.alt")] {
+            let (a, b) = (u.home.join(a), u.home.join(b));
+            let (stop, swaps) = (&stop, &swaps);
+            s.spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    renameat_with(CWD, &a, CWD, &b, RenameFlags::EXCHANGE).unwrap();
+                    swaps.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        for i in 0..300 {
+            let service = if i % 2 == 0 { "home" } else { "config" };
+            let t = Instant::now();
+            let r = sb.auth_as(service, u.name.as_bytes(), &[&totp_now(&decoy_secret)], 0);
+            assert_bounded("race", &r, t.elapsed());
+            results.push(r.code);
+        }
+        stop.store(true, Ordering::SeqCst);
+    });
+    for w in &watches {
+        assert_eq!(
+            opens_seen(w),
+            0,
+            "the decoy behind the racing symlink was opened"
+        );
+    }
+    assert!(
+        !results.contains(&PAM_SUCCESS),
+        "the decoy's code was accepted"
+    );
+    assert!(
+        results
+            .iter()
+            .all(|&c| [PAM_AUTH_ERR, PAM_MAXTRIES, PAM_AUTHINFO_UNAVAIL].contains(&c)),
+        "{results:?}"
+    );
+    let counted = fs::read(sb.state_path_of(u.uid))
+        .ok()
+        .and_then(|b| pam_totp::store::decode_state_file(&b).ok())
+        .map_or(0, |(_, _, st)| st.failures.len());
+    eprintln!(
+        "race: {} swaps; 300 logins refused, {counted} of them as a wrong code read from the real file",
+        swaps.load(Ordering::Relaxed),
+    );
+    // Both names exist in one arrangement or the other; put them back for the guard.
+    for n in [".pam_totp", ".pam_totp.alt", ".config", ".config.alt"] {
+        rm(&u.home.join(n));
+    }
+}
+
+#[test]
+fn symlinks_planted_next_to_a_home_seed_are_never_touched() {
+    // pam_oath CVE-2024-47191 in the home layout: the module never writes into the home.
+    root_only!();
+    let _g = serial();
+    let sb = Sandbox::new("adv-home-siblings");
+    sb.service_with_secret("home", HOME_SECRET, "");
+    let (u, s) = enrolled_user(30);
+    let sentinel = Sentinel::new(sb.root.join("sentinel"));
+    for name in [
+        ".pam_totp.new",
+        ".pam_totp.lock",
+        ".pam_totp~",
+        ".pam_totp.tmp",
+        ".pam_totp.state",
+    ] {
+        std::os::unix::fs::symlink(&sentinel.path, u.home.join(name)).unwrap();
+    }
+    let listing = |d: &Path| {
+        let mut v: Vec<_> = fs::read_dir(d)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        v.sort();
+        v
+    };
+    let before = listing(&u.home);
+    avoid_step_edge(3);
+    let inv = Invariants::take(&[u.home.join(".pam_totp")], &[sb.state.clone()]);
+    let may = [sb.state_path_of(u.uid)];
+    let r = run(
+        &sb,
+        &inv,
+        "2: home siblings",
+        "home",
+        u.name.as_bytes(),
+        &[totp_now(&s).as_bytes()],
+        0,
+        &may,
+    );
+    assert_eq!(r.name(), "PAM_SUCCESS", "{r:?}");
+    let r = run(
+        &sb,
+        &inv,
+        "2: home siblings, wrong",
+        "home",
+        u.name.as_bytes(),
+        &[b"000000"],
+        0,
+        &may,
+    );
+    assert_eq!(r.name(), "PAM_AUTH_ERR", "{r:?}");
+    sentinel.check("2: home siblings");
+    assert_eq!(
+        listing(&u.home),
+        before,
+        "the module created something in the home"
+    );
+}
