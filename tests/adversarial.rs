@@ -2693,3 +2693,62 @@ fn symlinks_planted_next_to_a_home_seed_are_never_touched() {
         "the module created something in the home"
     );
 }
+
+#[test]
+fn random_answers_through_the_real_module_never_succeed_or_panic() {
+    // A small fuzzer through libpam itself: answers drawn from digits, blanks, CR/LF,
+    // dashes, letters, NUL and high bytes, 0–600 bytes long.
+    let _g = serial();
+    let sb = Sandbox::new("adv-random");
+    sb.enroll_totp("");
+    sb.write_config("fail_delay_ms = 0\nmax_failures = 64\nmax_daily_failures = 64\n");
+    let inv = Invariants::take(&[sb.secret_path()], &[sb.state.clone()]);
+    let near: Vec<String> = (0..7)
+        .map(|i| totp_at(SECRET, now() + i * 30 - 90, 30, 6, Algorithm::Sha1))
+        .collect();
+    let alphabet: &[u8] = b"0123456789  \t\t\r\n--AZaz27\0\x7f\x80\xff\xc2\xa0";
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut seen = std::collections::BTreeMap::new();
+    for i in 0..1500 {
+        let len = match next() % 4 {
+            0 => (next() % 12) as usize,
+            1 => 6 + (next() % 3) as usize,
+            2 => (next() % 40) as usize,
+            _ => (next() % 600) as usize,
+        };
+        let answer: Vec<u8> = (0..len)
+            .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+            .collect();
+        // A random answer that happens to be a current code would rightly succeed.
+        let digits: String = answer
+            .split(|&b| b == 0)
+            .next()
+            .unwrap_or(&[])
+            .iter()
+            .filter(|b| b.is_ascii_digit())
+            .map(|&b| char::from(b))
+            .collect();
+        if near.contains(&digits) {
+            continue;
+        }
+        let t = Instant::now();
+        let r = sb.auth_bytes("totp", sb.user.as_bytes(), &[&answer], 0);
+        assert_bounded("random answer", &r, t.elapsed());
+        assert!(
+            r.code == PAM_AUTH_ERR || r.code == PAM_MAXTRIES,
+            "{answer:?}: {r:?}"
+        );
+        *seen.entry(r.name()).or_insert(0) += 1;
+        if i % 50 == 0 {
+            rm(&sb.state_path());
+        }
+    }
+    inv.check("random answers", &[sb.state_path()]);
+    eprintln!("random answers: {seen:?}");
+}
