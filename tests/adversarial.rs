@@ -1105,8 +1105,9 @@ fn hostile_user_names_get_the_same_prompt_and_auth_err() {
         );
         assert_eq!(r.name(), "PAM_AUTH_ERR", "{n:?}");
         assert_eq!(r.prompts, vec!["Verification code: "], "{n:?}");
+        // libpam randomises the requested 2 s (seen: 1.6 to 2.6 s).
         assert!(
-            (1_500_000..=2_500_000).contains(&r.delay_usec),
+            (1_000_000..=3_000_000).contains(&r.delay_usec),
             "{n:?}: same failure delay"
         );
     }
