@@ -582,27 +582,34 @@ pub struct TestUser {
 }
 
 fn run_retrying(cmd: &str, args: &[&str]) -> bool {
-    // /etc/passwd may be locked by another useradd/userdel on the machine: retry.
-    for _ in 0..50 {
+    run_retrying_why(cmd, args).is_ok()
+}
+
+/// Runs useradd/userdel, retrying for up to 60 s while another process on the machine holds
+/// the passwd/group/shadow locks (e2e suites add and remove users too).
+fn run_retrying_why(cmd: &str, args: &[&str]) -> Result<(), String> {
+    let mut last = String::new();
+    for _ in 0..300 {
         match std::process::Command::new(cmd).args(args).output() {
-            Ok(o) if o.status.success() => return true,
-            Ok(o)
-                if o.status.code() == Some(10)
-                    || String::from_utf8_lossy(&o.stderr).contains("lock") =>
-            {
+            Ok(o) if o.status.success() => return Ok(()),
+            Ok(o) => {
+                last = format!(
+                    "{}: {}",
+                    o.status,
+                    String::from_utf8_lossy(&o.stderr).trim()
+                );
+                let busy = o.status.code() == Some(10)
+                    || last.contains("lock")
+                    || last.contains("try again");
+                if !busy {
+                    return Err(last);
+                }
                 std::thread::sleep(std::time::Duration::from_millis(200));
             }
-            Ok(o) => {
-                eprintln!("{cmd} {args:?}: {}", String::from_utf8_lossy(&o.stderr));
-                return false;
-            }
-            Err(e) => {
-                eprintln!("{cmd}: {e}");
-                return false;
-            }
+            Err(e) => return Err(e.to_string()),
         }
     }
-    false
+    Err(format!("still busy after 60 s: {last}"))
 }
 
 static USER_COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -625,7 +632,9 @@ impl TestUser {
         let mut args = vec!["-M", "-N", "-s", "/usr/sbin/nologin", "-d", home_s.as_str()];
         args.extend_from_slice(extra);
         args.push(name);
-        assert!(run_retrying("useradd", &args), "useradd {name}");
+        if let Err(why) = run_retrying_why("useradd", &args) {
+            panic!("useradd {name}: {why}");
+        }
         let pw = pam_totp::sys::getpwnam(name.as_bytes()).expect("new user in passwd");
         TestUser {
             name: name.to_string(),
