@@ -2753,3 +2753,89 @@ fn random_answers_through_the_real_module_never_succeed_or_panic() {
     inv.check("random answers", &[sb.state_path()]);
     eprintln!("random answers: {seen:?}");
 }
+
+#[test]
+fn a_hostile_config_file_is_a_service_error_without_a_prompt_or_a_hang() {
+    let _g = serial();
+    let sb = Sandbox::new("adv-config");
+    sb.enroll_totp("");
+    let sentinel = Sentinel::new(sb.root.join("sentinel"));
+    let c = sb.config.clone();
+    type Setup<'a> = Box<dyn Fn() + 'a>;
+    let cases: Vec<(&str, Setup)> = vec![
+        (
+            "world-writable",
+            Box::new(|| {
+                fs::write(&c, "window = 1\n").unwrap();
+                mode(&c, 0o666);
+            }),
+        ),
+        (
+            "group-writable",
+            Box::new(|| {
+                fs::write(&c, "window = 1\n").unwrap();
+                mode(&c, 0o664);
+            }),
+        ),
+        (
+            "symlink",
+            Box::new(|| std::os::unix::fs::symlink(&sentinel.path, &c).unwrap()),
+        ),
+        ("FIFO", Box::new(|| mkfifo(&c))),
+        (
+            "directory",
+            Box::new(|| {
+                fs::create_dir(&c).unwrap();
+                mode(&c, 0o755);
+            }),
+        ),
+        (
+            "NUL byte",
+            Box::new(|| {
+                fs::write(&c, "window = 1\0\n").unwrap();
+                mode(&c, 0o644);
+            }),
+        ),
+        (
+            "non-UTF-8",
+            Box::new(|| {
+                fs::write(&c, b"prompt = \"\xff\"\n").unwrap();
+                mode(&c, 0o644);
+            }),
+        ),
+        (
+            "over 64 KiB",
+            Box::new(|| {
+                fs::write(&c, format!("# {}\n", "x".repeat(70_000))).unwrap();
+                mode(&c, 0o644);
+            }),
+        ),
+        (
+            "limit out of range",
+            Box::new(|| {
+                fs::write(&c, "max_failures = 0\n").unwrap();
+                mode(&c, 0o644);
+            }),
+        ),
+    ];
+    for (name, setup) in &cases {
+        rm(&c);
+        setup();
+        let inv = Invariants::take(&[sb.secret_path(), sb.state_path()], &[sb.state.clone()]);
+        let r = run(
+            &sb,
+            &inv,
+            name,
+            "totp",
+            sb.user.as_bytes(),
+            &[b"123456"],
+            0,
+            &[],
+        );
+        assert_eq!(r.name(), "PAM_SERVICE_ERR", "config {name}: {r:?}");
+        assert!(r.prompts.is_empty(), "config {name}: prompted");
+        sentinel.check(name);
+    }
+    rm(&c);
+    sb.write_config("fail_delay_ms = 2000\n");
+}
