@@ -5,6 +5,10 @@
 # Everything it creates (users ptotp-e2e-*, /etc/pam.d/pamtotp-e2e-*, a sudoers drop-in,
 # /usr/local/sbin/pamtotp-e2e-* symlinks, /var/lib/pamtotp-e2e-*, sshd processes) is
 # listed in a manifest as it is made and removed on exit, failure and signals included.
+# The package cases (tests/e2e/package.py) install the built .deb and run `pam-totp enable
+# sshd` on the real /etc/pam.d/sshd and sshd_config.d, with a real sshd on PidFile
+# /run/sshd.pid: a snapshot of those files is taken first and restored here too (pam-totp
+# purged, rollback jobs stopped, every file put back byte for byte).
 # The last line of output is `N passed, N failed`.
 set -uo pipefail
 
@@ -30,8 +34,10 @@ undo_manifest() {
   tac "$file" | while read -r kind value; do
     case "$kind" in
       pid)
-        # only an sshd started through one of our symlinks
-        if tr '\0' ' ' 2>/dev/null <"/proc/$value/cmdline" | grep -q '^/usr/local/sbin/pamtotp-e2e-'; then
+        # only an sshd started through one of our symlinks, or the package cases' system sshd
+        # (its -E log is under /var/lib/pamtotp-e2e-*; as a listener its title is "sshd: ARGV")
+        if tr '\0' ' ' 2>/dev/null <"/proc/$value/cmdline" |
+             grep -Eq '^/usr/local/sbin/pamtotp-e2e-|^(sshd: )?/usr/sbin/sshd .* -E /var/lib/pamtotp-e2e-'; then
           kill -TERM "$value" 2>/dev/null
           sleep 0.2
           kill -KILL "$value" 2>/dev/null
@@ -58,12 +64,19 @@ undo_manifest() {
             groupdel "$value" >/dev/null 2>&1 || sleep 0.5
           done ;;
         esac ;;
+      snapshot)
+        # the system files the package cases touch: rollback jobs stopped, pam-totp purged,
+        # /etc/pam.d, /etc/ssh, ... put back byte for byte (tests/e2e/snapshot.py)
+        case "$value" in /var/lib/pamtotp-e2e-*)
+          python3 -B "$repo/tests/e2e/snapshot.py" restore "$value" ;;
+        esac ;;
       path)
         case "$value" in
           /var/lib/pamtotp-e2e-*|/etc/pam.d/pamtotp-e2e-*|/etc/sudoers.d/pamtotp-e2e-*|/usr/local/sbin/pamtotp-e2e-*)
             rm -rf -- "$value" ;;
           /dev/log) [ -S /dev/log ] && rm -f /dev/log ;;
           /run/sshd) rmdir /run/sshd 2>/dev/null ;;
+          /run/sshd.pid) rm -f /run/sshd.pid ;;
         esac ;;
     esac
   done
@@ -73,7 +86,8 @@ undo_manifest() {
 cleanup() {
   if [ -n "$harness_pid" ] && kill -0 "$harness_pid" 2>/dev/null; then
     kill -TERM "$harness_pid" 2>/dev/null
-    for _ in $(seq 50); do kill -0 "$harness_pid" 2>/dev/null || break; sleep 0.1; done
+    # up to 30 s: its cleanup may be purging the package and restoring /etc (snapshot.py)
+    for _ in $(seq 300); do kill -0 "$harness_pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$harness_pid" 2>/dev/null
   fi
   undo_manifest "$manifest"
@@ -112,9 +126,17 @@ done
 
 : >"$manifest"
 start=$(date +%s)
-E2E_TAG="$tag" timeout --signal=TERM 280 python3 -B -u "$repo/tests/e2e/run.py" "$module" "$manifest" "$cli" \
+E2E_TAG="$tag" python3 -B -u "$repo/tests/e2e/run.py" "$module" "$manifest" "$cli" \
   > >(tee "$out") 2>&1 &
 harness_pid=$!
+# The time limit: TERM to the harness alone, which then undoes its manifest. Not `timeout`:
+# it signals its whole process group, so a useradd or dpkg the harness is running would die
+# holding /etc/passwd's or dpkg's lock, and killing `timeout` would not stop the harness.
+( for _ in $(seq 280); do kill -0 "$harness_pid" 2>/dev/null || exit 0; sleep 1; done
+  echo "e2e: time limit (280 s) reached" >&2
+  kill -TERM "$harness_pid" 2>/dev/null
+  for _ in $(seq 300); do kill -0 "$harness_pid" 2>/dev/null || exit 0; sleep 0.1; done
+  kill -KILL "$harness_pid" 2>/dev/null ) &
 wait "$harness_pid"
 rc=$?
 harness_pid=

@@ -114,8 +114,9 @@ def seconds_left_in_step(step=30):
 class Manifest:
     """Append-only list of what this run created, fsynced line by line.
 
-    Line kinds: `pid N`, `user NAME`, `group NAME`, `path PATH`. scripts/e2e.sh replays it
-    backwards on exit; cleanup() does the same from Python.
+    Line kinds: `pid N`, `user NAME`, `group NAME`, `path PATH`, `snapshot DIR` (system files
+    saved by tests/e2e/snapshot.py, restored). scripts/e2e.sh replays it backwards on exit;
+    cleanup() does the same from Python.
     """
 
     def __init__(self, path):
@@ -152,6 +153,11 @@ class Manifest:
                         if r.returncode == 0 or "lock" not in (r.stderr + r.stdout).lower():
                             break
                         time.sleep(0.5)
+                elif kind == "snapshot":  # tests/e2e/snapshot.py: the package cases' system files
+                    import snapshot
+                    if os.path.exists(os.path.join(value, "snapshot.json")):
+                        for line in snapshot.restore(value):
+                            print(f"cleanup: after the restore still differs: {line}", flush=True)
                 elif kind == "path":
                     if os.path.islink(value) or os.path.isfile(value) or is_socket(value):
                         os.unlink(value)
@@ -161,6 +167,8 @@ class Manifest:
                         os.rmdir(value)  # e.g. /run/sshd: only if still empty
             except OSError:
                 pass
+            except Exception as e:  # one failed undo must not stop the others
+                print(f"cleanup: {kind} {value}: {type(e).__name__}: {e}", flush=True)
 
 
 def is_socket(path):

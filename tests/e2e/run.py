@@ -17,7 +17,8 @@ import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (CONFIG, REPLAY_RE, CaseFailed, CaseSkipped, Manifest, SyslogCapture, World,  # noqa: E402
+from package import package_cases  # noqa: E402
+from harness import (CONFIG, REPO, REPLAY_RE, CaseFailed, CaseSkipped, Manifest, SyslogCapture, World,  # noqa: E402
                      check, new_secret, read_tail, run, seconds_left_in_step, secret_toml, totp,
                      write_file, wrong_code)
 
@@ -124,8 +125,14 @@ class Suite:
 
 
 def main():
-    # SIGTERM (from scripts/e2e.sh or `timeout`) unwinds through the cleanup below.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    # SIGTERM (from scripts/e2e.sh) or SIGINT (^C) unwinds through the cleanup below; a second
+    # one is ignored, so that it cannot cut the cleanup short (e.g. /etc/pam.d/sshd restored).
+    def stop(signum, _frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        sys.exit(128 + signum)
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     module, manifest_path = sys.argv[1], sys.argv[2]
     cli = sys.argv[3] if len(sys.argv) > 3 else None
     t_start = time.time()
@@ -522,6 +529,11 @@ def cases(s):
         u["secret"] = sec
         s.ssh_login("kbd", u, [(PROMPT_CODE, lambda: s.code_for(u))])
     s.case("cli: pam-totp enroll --user --secret --no-confirm --output, then ssh login", cli_enroll)
+
+    # ---------------------------------------------------------------- the .deb on the real sshd
+    # dpkg -i, enroll, enable sshd --key-and-code (rollback, confirm), disable, dpkg -r/-P on the
+    # machine's own /etc/pam.d/sshd and sshd_config.d, restored from a snapshot (package.py)
+    package_cases(s, os.path.dirname(os.path.abspath(s.cli)) if s.cli else os.path.join(REPO, "target", "release"))
 
     # ---------------------------------------------------------------- no code in the logs
     def no_codes_logged():
