@@ -3,6 +3,8 @@
 //! line, and one tree where everything is right. Needs root (fixture files must be
 //! root-owned, as on a real system); skipped otherwise.
 
+mod common;
+
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -45,7 +47,7 @@ fn mkdir(root: &Path, rel: &str, mode: u32) {
 fn good_tree(case: &str) -> tempfile::TempDir {
     let t = tempfile::Builder::new()
         .prefix(&format!("doctor-{case}-"))
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .tempdir_in(common::tmp_base())
         .unwrap();
     let r = t.path();
     fs::set_permissions(r, fs::Permissions::from_mode(0o755)).unwrap();

@@ -3,6 +3,8 @@
 //! Needs root (the files must be root-owned, as on a real system); skipped otherwise.
 //! The real sshd login with key + code is the e2e suite's job (scripts/e2e.sh).
 
+mod common;
+
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -56,7 +58,7 @@ fn mkdir(root: &Path, rel: &str, mode: u32) {
 fn tree(case: &str) -> tempfile::TempDir {
     let t = tempfile::Builder::new()
         .prefix(&format!("enable-{case}-"))
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .tempdir_in(common::tmp_base())
         .unwrap();
     let r = t.path();
     fs::set_permissions(r, fs::Permissions::from_mode(0o755)).unwrap();

@@ -1,9 +1,10 @@
 //! Shared helpers for tests that drive the built `libpam_totp.so` through the real libpam
 //! with a private configuration directory (`pam_start_confdir`), no root needed.
 //!
-//! Every sandbox lives under `CARGO_TARGET_TMPDIR`: the module's central-layout walk refuses
-//! world-writable directories such as /tmp, and every component of the target dir is owned
-//! by root or the user running the tests.
+//! Every sandbox lives under [`tmp_base`]: the module's central-layout walk refuses
+//! world-writable directories such as /tmp, so the base is `CARGO_TARGET_TMPDIR` when every
+//! component of its path is owned by root or the user running the tests, and not writable by
+//! others; otherwise (a checkout under /tmp or /var/tmp, say) root uses /run/pam-totp-tests.
 
 #![allow(dead_code, unused_imports)]
 
@@ -109,10 +110,49 @@ fn mkdir(p: &Path, mode: u32) {
     fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
 }
 
+/// `true` when no component of `p` is a symlink, owned by someone other than root or us, or
+/// writable by group or others: what the module's walk from `/` demands.
+fn path_is_trusted(p: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let me = rustix::process::geteuid().as_raw();
+    let mut so_far = PathBuf::from("/");
+    let mut parts = vec![so_far.clone()];
+    for c in p.components().skip(1) {
+        so_far.push(c);
+        parts.push(so_far.clone());
+    }
+    parts.iter().all(|d| match fs::symlink_metadata(d) {
+        Ok(m) => {
+            !m.file_type().is_symlink() && (m.uid() == 0 || m.uid() == me) && m.mode() & 0o022 == 0
+        }
+        Err(_) => false,
+    })
+}
+
+/// A base directory for sandboxes that the module's central-layout walk accepts.
+pub fn tmp_base() -> PathBuf {
+    let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let _ = fs::create_dir_all(&target);
+    if path_is_trusted(&target) {
+        return target;
+    }
+    if is_root() {
+        let run = PathBuf::from("/run/pam-totp-tests");
+        mkdir(&run, 0o755);
+        if path_is_trusted(&run) {
+            return run;
+        }
+    }
+    panic!(
+        "{} has a component that is a symlink, foreign-owned or group/other-writable, which \
+         the module refuses; run the tests from a checkout in a directory you own",
+        target.display()
+    );
+}
+
 impl Sandbox {
     pub fn new(name: &str) -> Sandbox {
-        let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-        mkdir(&base, 0o755);
+        let base = tmp_base();
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let root = base.join(format!("{name}-{}-{n}", std::process::id()));
         let _ = fs::remove_dir_all(&root);
@@ -676,7 +716,7 @@ impl Drop for TestUser {
     fn drop(&mut self) {
         // Only homes this test created under /home or the target dir are removed.
         let _ = run_retrying("userdel", &["-f", &self.name]);
-        if self.home.starts_with("/home") || self.home.starts_with(env!("CARGO_TARGET_TMPDIR")) {
+        if self.home.starts_with("/home") || self.home.starts_with(tmp_base()) {
             let _ = fs::remove_dir_all(&self.home);
         }
     }
