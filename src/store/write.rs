@@ -359,8 +359,16 @@ mod tests {
     }
 
     fn scratch_dir() -> tempfile::TempDir {
-        // Under the target dir: every component root- or user-owned, not world-writable.
-        let base = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target");
+        // Under the target dir when the module's own walk accepts its path (every component
+        // root- or user-owned, not group/other-writable); a checkout below /tmp or /var/tmp
+        // does not qualify, and root then uses /run/pam-totp-tests.
+        let euid = crate::sys::geteuid();
+        let owners = [0, euid];
+        let mut base = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target");
+        if crate::store::open_central_dir(&base, &owners).is_err() && euid == 0 {
+            base = PathBuf::from("/run/pam-totp-tests");
+            std::fs::create_dir_all(&base).unwrap();
+        }
         tempfile::Builder::new()
             .prefix("write-test")
             .tempdir_in(base)

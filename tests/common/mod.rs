@@ -110,23 +110,11 @@ fn mkdir(p: &Path, mode: u32) {
     fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
 }
 
-/// `true` when no component of `p` is a symlink, owned by someone other than root or us, or
-/// writable by group or others: what the module's walk from `/` demands.
+/// `true` when the module's own walk from `/` accepts `p` (no symlink, every component
+/// owned by root or us, none writable by group or others).
 fn path_is_trusted(p: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
     let me = rustix::process::geteuid().as_raw();
-    let mut so_far = PathBuf::from("/");
-    let mut parts = vec![so_far.clone()];
-    for c in p.components().skip(1) {
-        so_far.push(c);
-        parts.push(so_far.clone());
-    }
-    parts.iter().all(|d| match fs::symlink_metadata(d) {
-        Ok(m) => {
-            !m.file_type().is_symlink() && (m.uid() == 0 || m.uid() == me) && m.mode() & 0o022 == 0
-        }
-        Err(_) => false,
-    })
+    pam_totp::store::open_central_dir(p, &[0, me]).is_ok()
 }
 
 /// A base directory for sandboxes that the module's central-layout walk accepts.
