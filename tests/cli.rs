@@ -25,7 +25,8 @@ fn run(args: &[&str]) -> Output {
 fn run_umask(umask: &str, args: &[&str]) -> Output {
     let mut script = format!("umask {umask}; exec \"$0\"");
     for i in 1..=args.len() {
-        script.push_str(&format!(" \"${i}\""));
+        // "${10}", not "$10" (which sh reads as "$1" followed by "0").
+        script.push_str(&format!(" \"${{{i}}}\""));
     }
     Command::new("sh")
         .arg("-c")
