@@ -27,25 +27,22 @@ pub enum LookupError {
     Failed(i32),
 }
 
-/// Looks up `name` with `getpwnam_r`, growing the buffer on `ERANGE` up to 1 MiB.
-pub fn getpwnam(name: &[u8]) -> Result<Passwd, LookupError> {
-    let cname = CString::new(name).map_err(|_| LookupError::NotFound)?;
+/// Runs a re-entrant password-database lookup (`getpwnam_r`/`getpwuid_r` shape), growing the
+/// buffer on `ERANGE` up to 1 MiB, and copies the entry out.
+///
+/// # Safety
+/// `call` must be one of those functions applied to its key, writing only into the given
+/// `passwd`, buffer (of the given length) and result pointer.
+unsafe fn lookup(
+    call: impl Fn(*mut libc::passwd, *mut libc::c_char, usize, *mut *mut libc::passwd) -> i32,
+) -> Result<Passwd, LookupError> {
     let mut size = 1024usize;
     loop {
         let mut buf = vec![0u8; size];
         // SAFETY: zeroed `passwd` is a valid value for a plain C struct of pointers and ints.
         let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
         let mut result: *mut libc::passwd = std::ptr::null_mut();
-        // SAFETY: every pointer is valid for the call; `buf` outlives every use of `pwd`.
-        let rc = unsafe {
-            libc::getpwnam_r(
-                cname.as_ptr(),
-                &mut pwd,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                &mut result,
-            )
-        };
+        let rc = call(&mut pwd, buf.as_mut_ptr().cast(), buf.len(), &mut result);
         if rc == libc::ERANGE && size < (1 << 20) {
             size = size.saturating_mul(2);
             continue;
@@ -78,44 +75,25 @@ pub fn getpwnam(name: &[u8]) -> Result<Passwd, LookupError> {
     }
 }
 
+/// Looks up `name` with `getpwnam_r`. Any name may arrive here: keys are by uid after this.
+pub fn getpwnam(name: &[u8]) -> Result<Passwd, LookupError> {
+    let cname = CString::new(name).map_err(|_| LookupError::NotFound)?;
+    let call = |pwd, buf, len, result| {
+        // SAFETY: a NUL-terminated name and the valid buffers `lookup` passes.
+        unsafe { libc::getpwnam_r(cname.as_ptr(), pwd, buf, len, result) }
+    };
+    // SAFETY: `call` is getpwnam_r applied to its key.
+    unsafe { lookup(call) }
+}
+
 /// Looks up a uid (for the CLI's status and doctor output).
 pub fn getpwuid(uid: u32) -> Result<Passwd, LookupError> {
-    let mut size = 1024usize;
-    loop {
-        let mut buf = vec![0u8; size];
-        // SAFETY: as in getpwnam.
-        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-        let mut result: *mut libc::passwd = std::ptr::null_mut();
-        // SAFETY: every pointer is valid for the call; `buf` outlives every use of `pwd`.
-        let rc = unsafe {
-            libc::getpwuid_r(
-                uid,
-                &mut pwd,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                &mut result,
-            )
-        };
-        if rc == libc::ERANGE && size < (1 << 20) {
-            size = size.saturating_mul(2);
-            continue;
-        }
-        if rc != 0 {
-            return Err(LookupError::Failed(rc));
-        }
-        if result.is_null() || pwd.pw_name.is_null() || pwd.pw_dir.is_null() {
-            return Err(LookupError::NotFound);
-        }
-        // SAFETY: non-null, NUL-terminated strings inside `buf`, which is still alive.
-        let (pw_name, pw_dir) =
-            unsafe { (CStr::from_ptr(pwd.pw_name), CStr::from_ptr(pwd.pw_dir)) };
-        return Ok(Passwd {
-            name: pw_name.to_bytes().to_vec(),
-            uid: pwd.pw_uid,
-            gid: pwd.pw_gid,
-            dir: PathBuf::from(OsStr::from_bytes(pw_dir.to_bytes())),
-        });
-    }
+    let call = |pwd, buf, len, result| {
+        // SAFETY: the valid buffers `lookup` passes.
+        unsafe { libc::getpwuid_r(uid, pwd, buf, len, result) }
+    };
+    // SAFETY: `call` is getpwuid_r applied to its key.
+    unsafe { lookup(call) }
 }
 
 /// The effective uid of this process.
