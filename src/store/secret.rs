@@ -323,6 +323,26 @@ fn split_parent(path: &Path) -> Option<(&Path, &OsStr)> {
     Some((path.parent()?, path.file_name()?))
 }
 
+/// Takes the user's filesystem identity for home-layout I/O (SECURITY.md R4): switched when
+/// running as root, nothing to do when already the user, refused otherwise (`doing` names the
+/// operation for the error).
+pub(crate) fn act_as_user(
+    user: &Passwd,
+    euid: u32,
+    path: &Path,
+    doing: &'static str,
+) -> Result<Option<FsIdentity>, Error> {
+    if euid == 0 {
+        FsIdentity::switch_to(user.uid, user.gid)
+            .map(Some)
+            .map_err(|_| Error::Identity)
+    } else if euid == user.uid {
+        Ok(None)
+    } else {
+        Err(Error::io(path, doing, rustix::io::Errno::PERM))
+    }
+}
+
 /// Reads and parses a user's secret following the layout's rules. In the home layout the
 /// calling thread's fs-uid/gid is switched to the user for the walk and the read (R4).
 pub fn load_secret(loc: &SecretLocation, user: &Passwd, euid: u32) -> Result<Secret, Error> {
@@ -345,17 +365,8 @@ pub fn load_secret(loc: &SecretLocation, user: &Passwd, euid: u32) -> Result<Sec
             .bytes
         }
         SecretLocation::Home { home, rel } => {
-            let _identity = if euid == 0 {
-                Some(FsIdentity::switch_to(user.uid, user.gid).map_err(|_| Error::Identity)?)
-            } else if euid == user.uid {
-                None
-            } else {
-                return Err(Error::io(
-                    &full,
-                    "read another user's secret without root",
-                    rustix::io::Errno::PERM,
-                ));
-            };
+            let _identity =
+                act_as_user(user, euid, &full, "read another user's secret without root")?;
             let home_fd = open_home_dir(home, user.uid)?;
             let parts: Vec<&OsStr> = rel
                 .components()

@@ -144,17 +144,12 @@ impl TargetDir {
             }
             SecretLocation::Home { home, rel } => {
                 let full = loc.display_path();
-                let identity = if euid == 0 {
-                    Some(FsIdentity::switch_to(user.uid, user.gid).map_err(|_| Error::Identity)?)
-                } else if euid == user.uid {
-                    None
-                } else {
-                    return Err(Error::io(
-                        &full,
-                        "write another user's secret without root",
-                        Errno::PERM,
-                    ));
-                };
+                let identity = super::secret::act_as_user(
+                    user,
+                    euid,
+                    &full,
+                    "write another user's secret without root",
+                )?;
                 let parts = normal_parts(rel);
                 let Some((name, dirs)) = parts.split_last() else {
                     return Err(Error::unsafe_file(&full, "no file name"));
