@@ -5,7 +5,7 @@ set -euo pipefail
 what=${1:-build}
 pkgs=(libpam0g-dev pkg-config)
 case "$what" in
-  test)  pkgs+=(oathtool pamtester libpam-wrapper openssh-server openssh-client sudo expect python3 valgrind strace) ;;
+  test)  pkgs+=(oathtool pamtester libpam-wrapper faketime openssh-server openssh-client sudo expect python3 valgrind strace) ;;
   bench) pkgs+=(libpam-google-authenticator libpam-oath valgrind strace oathtool) ;;
 esac
 missing=()
