@@ -11,7 +11,7 @@ endif
 MANDIR      ?= $(PREFIX)/share/man
 STATEDIR    ?= /var/lib/pam-totp
 
-.PHONY: all build try test deps e2e install uninstall bench deb rpm fuzz clean
+.PHONY: all build try test deps e2e install uninstall bench deb rpm fuzz valgrind clean
 
 all: build
 
@@ -32,6 +32,7 @@ test: deps
 	$(CARGO) test --locked
 	$(CARGO) clippy --locked --all-targets --features fault-injection -- -D warnings
 	$(CARGO) test --locked --features fault-injection --test crash
+	VALGRIND_TESTS=libpam scripts/valgrind.sh
 	$(CARGO) build --release --locked
 	scripts/e2e.sh
 
@@ -67,6 +68,9 @@ rpm: build
 
 fuzz:
 	scripts/fuzz.sh
+
+valgrind:
+	scripts/valgrind.sh
 
 clean:
 	$(CARGO) clean
