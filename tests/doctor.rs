@@ -30,18 +30,7 @@ fn module_dir() -> String {
     format!("usr/lib/{}-linux-gnu/security", std::env::consts::ARCH)
 }
 
-fn write(root: &Path, rel: &str, text: &str, mode: u32) {
-    let p = root.join(rel);
-    fs::create_dir_all(p.parent().unwrap()).unwrap();
-    fs::write(&p, text).unwrap();
-    fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
-}
-
-fn mkdir(root: &Path, rel: &str, mode: u32) {
-    let p = root.join(rel);
-    fs::create_dir_all(&p).unwrap();
-    fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
-}
+use common::{make_dir as mkdir, write_file as write};
 
 /// A tree where every check passes for user root.
 fn good_tree(case: &str) -> tempfile::TempDir {

@@ -42,18 +42,7 @@ fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
 
-fn write(root: &Path, rel: &str, text: &str, mode: u32) {
-    let p = root.join(rel);
-    fs::create_dir_all(p.parent().unwrap()).unwrap();
-    fs::write(&p, text).unwrap();
-    fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
-}
-
-fn mkdir(root: &Path, rel: &str, mode: u32) {
-    let p = root.join(rel);
-    fs::create_dir_all(&p).unwrap();
-    fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
-}
+use common::{make_dir as mkdir, write_file as write};
 
 fn tree(case: &str) -> tempfile::TempDir {
     let t = tempfile::Builder::new()

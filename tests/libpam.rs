@@ -429,23 +429,27 @@ fn forward_pass_splits_the_code_and_hands_the_password_on() {
     assert_eq!(r.prompts, vec!["Password & verification code: "]);
 }
 
-#[test]
-fn use_first_pass_takes_the_code_handed_on_by_an_earlier_module() {
-    let sb = Sandbox::new("firstpass");
+/// A service whose first line (forward_pass) checks the trailing code and hands the rest on
+/// as PAM_AUTHTOK, and whose second line (its own state dir) runs with `second`.
+fn forward_chain(name: &str, second: &str) -> Sandbox {
+    let sb = Sandbox::new(name);
     sb.enroll_totp("");
-    let second_state = sb.root.join("state2");
-    // forward_pass checks the trailing code and hands the rest on as PAM_AUTHTOK; the second
-    // line (its own state dir) takes that as its code without prompting.
     sb.service_lines(
         "chain",
         &format!(
-            "auth requisite @MODULE@ {args} forward_pass\nauth required @MODULE@ secret={s}/%U state_dir={d} config={c} use_first_pass\n",
+            "auth requisite @MODULE@ {args} forward_pass\nauth required @MODULE@ secret={s}/%U state_dir={d} config={c} {second}\n",
             args = sb.base_args(),
             s = sb.secrets.display(),
-            d = second_state.display(),
+            d = sb.root.join("state2").display(),
             c = sb.config.display()
         ),
     );
+    sb
+}
+
+#[test]
+fn use_first_pass_takes_the_code_handed_on_by_an_earlier_module() {
+    let sb = forward_chain("firstpass", "use_first_pass");
     avoid_step_edge(3);
     let code = totp_now(SECRET);
     let r = sb.auth("chain", &[&format!("{code}{code}")]);
@@ -455,19 +459,7 @@ fn use_first_pass_takes_the_code_handed_on_by_an_earlier_module() {
 
 #[test]
 fn try_first_pass_prompts_when_the_handed_on_token_is_not_a_code() {
-    let sb = Sandbox::new("tryfirst");
-    sb.enroll_totp("");
-    let second_state = sb.root.join("state2");
-    sb.service_lines(
-        "chain",
-        &format!(
-            "auth requisite @MODULE@ {args} forward_pass\nauth required @MODULE@ secret={s}/%U state_dir={d} config={c} try_first_pass\n",
-            args = sb.base_args(),
-            s = sb.secrets.display(),
-            d = second_state.display(),
-            c = sb.config.display()
-        ),
-    );
+    let sb = forward_chain("tryfirst", "try_first_pass");
     avoid_step_edge(3);
     let code = totp_now(SECRET);
     let r = sb.auth("chain", &[&format!("hunter2{code}"), &code]);

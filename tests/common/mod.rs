@@ -110,6 +110,19 @@ fn mkdir(p: &Path, mode: u32) {
     fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
 }
 
+/// Writes `text` at `root/rel` with `mode`, creating the parents (fixture trees).
+pub fn write_file(root: &Path, rel: &str, text: &str, mode: u32) {
+    let p = root.join(rel);
+    fs::create_dir_all(p.parent().unwrap()).unwrap();
+    fs::write(&p, text).unwrap();
+    fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Creates `root/rel` with `mode` (fixture trees).
+pub fn make_dir(root: &Path, rel: &str, mode: u32) {
+    mkdir(&root.join(rel), mode);
+}
+
 /// `true` when the module's own walk from `/` accepts `p` (no symlink, every component
 /// owned by root or us, none writable by group or others).
 fn path_is_trusted(p: &Path) -> bool {
