@@ -566,51 +566,6 @@ fn the_module_leaks_no_file_descriptors() {
     assert_eq!(count(), before);
 }
 
-/// A throwaway local user (root only), removed with its home on drop.
-struct TempUser {
-    name: String,
-    uid: u32,
-    home: std::path::PathBuf,
-}
-
-impl TempUser {
-    fn new(name: &str) -> TempUser {
-        let _ = std::process::Command::new("userdel")
-            .args(["-r", name])
-            .output();
-        let out = std::process::Command::new("useradd")
-            .args(["-m", "-s", "/bin/sh", name])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let pw = pam_totp::sys::getpwnam(name.as_bytes()).unwrap();
-        TempUser {
-            name: name.into(),
-            uid: pw.uid,
-            home: pw.dir,
-        }
-    }
-
-    fn write_home_secret(&self, text: &str) {
-        let p = self.home.join(".pam_totp");
-        fs::write(&p, text).unwrap();
-        fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
-        std::os::unix::fs::chown(&p, Some(self.uid), Some(self.uid)).unwrap();
-    }
-}
-
-impl Drop for TempUser {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("userdel")
-            .args(["-r", &self.name])
-            .output();
-    }
-}
-
 #[test]
 fn the_home_layout_reads_the_users_own_file_and_refuses_a_foreign_owner() {
     if !is_root() {
@@ -618,7 +573,8 @@ fn the_home_layout_reads_the_users_own_file_and_refuses_a_foreign_owner() {
         return;
     }
     let sb = Sandbox::new("home");
-    let user = TempUser::new("ptotp-t-home");
+    let user = TestUser::create(None, &[]);
+    user.make_home(0o700);
     sb.service_lines(
         "home",
         &format!(
@@ -628,7 +584,7 @@ fn the_home_layout_reads_the_users_own_file_and_refuses_a_foreign_owner() {
         ),
     );
     let secret = format!("version = 1\nid = \"h1\"\ntype = \"totp\"\nsecret = \"{SECRET}\"\n");
-    user.write_home_secret(&secret);
+    user.write(".pam_totp", secret.as_bytes(), 0o600, None);
     avoid_step_edge(3);
     let r = sb.auth_as("home", user.name.as_bytes(), &[&totp_now(SECRET)], 0);
     assert_eq!(r.name(), "PAM_SUCCESS", "{r:?}");
@@ -639,7 +595,7 @@ fn the_home_layout_reads_the_users_own_file_and_refuses_a_foreign_owner() {
     let r = sb.auth_as("home", user.name.as_bytes(), &[&totp_now(SECRET)], 0);
     assert_eq!(r.name(), "PAM_AUTH_ERR");
     // A home directory writable by others is refused (StrictModes).
-    user.write_home_secret(&secret);
+    user.write(".pam_totp", secret.as_bytes(), 0o600, None);
     fs::set_permissions(&user.home, fs::Permissions::from_mode(0o777)).unwrap();
     let r = sb.auth_as("home", user.name.as_bytes(), &["123456"], 0);
     assert_eq!(r.name(), "PAM_AUTH_ERR");

@@ -246,22 +246,8 @@ impl Sandbox {
     }
 
     pub fn auth_as(&self, service: &str, user: &[u8], answers: &[&str], flags: i32) -> Outcome {
-        let mut script = Script::new(answers);
-        let session = Session {
-            service: service.into(),
-            user: user.to_vec(),
-            confdir: Some(self.confdir.clone()),
-            flags,
-            rhost: Some("192.0.2.1".into()),
-            skip_fail_delay: true,
-        };
-        let r = client::authenticate(&session, &mut script).expect("pam_start");
-        Outcome {
-            code: r.code,
-            delay_usec: r.fail_delay_usec,
-            prompts: script.prompts,
-            messages: script.messages,
-        }
+        let bytes: Vec<&[u8]> = answers.iter().map(|a| a.as_bytes()).collect();
+        auth_raw(&self.confdir, service, user, &bytes, flags)
     }
 
     /// The state as the store reads it.
@@ -298,42 +284,6 @@ impl Outcome {
     }
 }
 
-/// Answers prompts from a list; fails the conversation when the list runs out.
-pub struct Script {
-    answers: Vec<Vec<u8>>,
-    pub prompts: Vec<String>,
-    pub messages: Vec<String>,
-}
-
-impl Script {
-    pub fn new(answers: &[&str]) -> Script {
-        Script {
-            answers: answers
-                .iter()
-                .rev()
-                .map(|a| a.as_bytes().to_vec())
-                .collect(),
-            prompts: Vec::new(),
-            messages: Vec::new(),
-        }
-    }
-}
-
-impl Responder for Script {
-    fn respond(&mut self, style: Style, message: &str) -> Option<Zeroizing<Vec<u8>>> {
-        match style {
-            Style::PromptHidden | Style::PromptShown => {
-                self.prompts.push(message.to_string());
-                self.answers.pop().map(Zeroizing::new)
-            }
-            Style::Error | Style::Info => {
-                self.messages.push(message.to_string());
-                None
-            }
-        }
-    }
-}
-
 /// `true` when running as root (some hostile-file cases need other users).
 pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()
@@ -346,7 +296,8 @@ pub const PAM_DISALLOW_NULL_AUTHTOK: i32 = ffi::PAM_DISALLOW_NULL_AUTHTOK;
 // Helpers for the adversarial and crash tests (SECURITY.md §6). Additive only.
 // ---------------------------------------------------------------------------------------
 
-/// Answers prompts from a list of raw byte strings (non-UTF-8, embedded NUL, …).
+/// Answers prompts from a list of byte strings (non-UTF-8, embedded NUL, …); fails the
+/// conversation when the list runs out.
 pub struct ByteScript {
     answers: Vec<Vec<u8>>,
     pub prompts: Vec<String>,
