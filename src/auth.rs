@@ -7,7 +7,7 @@ use std::fmt;
 use zeroize::Zeroizing;
 
 use crate::config::{FirstPass, Options, FORWARD_PASS_PROMPT};
-use crate::otp::limit::{failures_within, limited_for, record_failure, DAY};
+use crate::otp::limit::{counts, limited_for, record_failure};
 use crate::otp::{
     find_match, normalize_answer, totp_step, Answer, Candidates, Mac, Match, ScratchStrength,
 };
@@ -351,8 +351,7 @@ fn strong_scratch_left(secret: &Secret, st: &State) -> bool {
 }
 
 fn log_limited<H: Host>(cx: &mut Ctx<'_, H>, st: &State, now: u64) {
-    let short = failures_within(&st.failures, cx.opts.limits.interval, now);
-    let daily = failures_within(&st.failures, DAY, now);
+    let (short, daily) = counts(&cx.opts.limits, &st.failures, st.short_reset, now);
     let level = if daily >= cx.opts.limits.max_daily as usize {
         Level::Crit
     } else {
@@ -523,15 +522,7 @@ fn decide<H: Host>(
         outcome,
         Outcome::Rejected(Reject::Wrong | Reject::ScratchUsed)
     ) {
-        let short =
-            failures_within(&st.failures, cx.opts.limits.interval, now).min(failures_within(
-                st.failures
-                    .get(st.failures.partition_point(|&t| t < st.short_reset)..)
-                    .unwrap_or(&[]),
-                cx.opts.limits.interval,
-                now,
-            ));
-        let daily = failures_within(&st.failures, DAY, now);
+        let (short, daily) = counts(&cx.opts.limits, &st.failures, st.short_reset, now);
         let msg = format!(
             "rejected: wrong code ({short}/{} in {} s, {daily}/{} in 24 h)",
             cx.opts.limits.max_failures, cx.opts.limits.interval, cx.opts.limits.max_daily

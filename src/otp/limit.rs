@@ -45,9 +45,8 @@ fn window_block(failures: &[u64], limit: u32, span: u64, now: u64) -> Option<u64
 /// the time of the last success: it resets the short window (failures up to and including
 /// that second) but not the daily budget.
 pub fn limited_for(limits: &Limits, failures: &[u64], short_reset: u64, now: u64) -> Option<u64> {
-    let start = failures.partition_point(|&t| t <= short_reset);
     let short = window_block(
-        failures.get(start..).unwrap_or(&[]),
+        since_reset(failures, short_reset),
         limits.max_failures,
         limits.interval,
         now,
@@ -57,6 +56,22 @@ pub fn limited_for(limits: &Limits, failures: &[u64], short_reset: u64, now: u64
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),
     }
+}
+
+/// The failures after the last success (those up to and including its second are forgiven
+/// by the short window).
+fn since_reset(failures: &[u64], short_reset: u64) -> &[u64] {
+    let start = failures.partition_point(|&t| t <= short_reset);
+    failures.get(start..).unwrap_or(&[])
+}
+
+/// The counts a log line reports: failures in the short window since the last success, and
+/// in the last 24 h.
+pub fn counts(limits: &Limits, failures: &[u64], short_reset: u64, now: u64) -> (usize, usize) {
+    (
+        failures_within(since_reset(failures, short_reset), limits.interval, now),
+        failures_within(failures, DAY, now),
+    )
 }
 
 /// Counts failures within the last `span` seconds (for `pam-totp status` and log lines).
@@ -98,6 +113,12 @@ mod tests {
         assert_eq!(limited_for(&l, &f, 1450, 1500), None);
         let f = vec![100, 200, 300, 2000, 3000, 4000, 5000, 6000];
         assert_eq!(limited_for(&l, &f, 6500, 7000), Some(100 + DAY - 7000));
+    }
+
+    #[test]
+    fn logged_counts_forgive_failures_before_a_success_only_in_the_short_window() {
+        let f = vec![1000, 1100, 1200];
+        assert_eq!(counts(&Limits::default(), &f, 1100, 1300), (1, 3));
     }
 
     #[test]
