@@ -5,7 +5,7 @@ use super::args::{self, Spec};
 use super::target::{self, Who};
 use super::{term, Command, Error};
 use crate::config::{Options, DEFAULT_CENTRAL_SECRET};
-use crate::otp::limit::{failures_within, limited_for, DAY};
+use crate::otp::limit::{counts, limited_for};
 use crate::otp::totp_step;
 use crate::store::{self, load_secret, Kind, Secret, SecretLocation, State, StateDir};
 
@@ -199,18 +199,11 @@ fn run(argv: &[String]) -> Result<(), Error> {
                 st.last_success.map_or_else(|| "never".into(), utc)
             ));
             let l = &opts.limits;
+            let (short, daily) = counts(l, &st.failures, st.short_reset, now);
             lines.push(format!(
-                "failures:      {} in the last {} (limit {}), {} in the last 24 h (limit {})",
-                failures_within(
-                    st.failures
-                        .get(st.failures.partition_point(|&t| t < st.short_reset)..)
-                        .unwrap_or(&[]),
-                    l.interval,
-                    now
-                ),
+                "failures:      {short} in the last {} (limit {}), {daily} in the last 24 h (limit {})",
                 duration(l.interval).replace(" 0 s", ""),
                 l.max_failures,
-                failures_within(&st.failures, DAY, now),
                 l.max_daily
             ));
             lines.push(match limited_for(l, &st.failures, st.short_reset, now) {
